@@ -1,0 +1,95 @@
+"""The `installer-ext` command line: a face over the layers, holding no decisions.
+
+Heavy modules (urwid, jinja2, jsonschema) are imported inside the commands that need
+them, so `detect` starts fast on a big host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from installer_ext import __version__
+from installer_ext.errors import EXIT_ERROR, EXIT_OK, ExtError
+
+log = logging.getLogger(__name__)
+
+
+def _json_out(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from installer_ext.host.facts import gather
+    from installer_ext.report import format_detect
+
+    facts = gather(args.root)
+    if args.json:
+        _json_out(facts.to_json())
+    else:
+        sys.stdout.write(format_detect(facts))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "detect": (cmd_detect, "report CPU, IOMMU, PCI functions, groups and blockers"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="installer-ext",
+        description="GPU drivers and PCI passthrough for the Harvester installer.",
+        epilog="Exit codes: 0 ok, 1 error, 2 bad input, 3 refused by the safety policy.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str) -> argparse.ArgumentParser:
+        func, help_text = COMMANDS[name]
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("detect")
+    p.add_argument("--root", default="/", help="machine root holding sys/ and proc/ (default /)")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except ExtError as exc:
+        if debug:
+            raise
+        for line in exc.lines:
+            sys.stderr.write(f"installer-ext: {line}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("installer-ext: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # `installer-ext detect | head`: the reader left; not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the contract: one line, no traceback
+        if debug:
+            raise
+        sys.stderr.write(f"installer-ext: internal error: {type(exc).__name__}: {exc} (rerun with --debug)\n")
+        return EXIT_ERROR

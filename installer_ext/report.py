@@ -1,0 +1,96 @@
+"""Human-readable text for `detect` (and the screens' device lines)."""
+
+from __future__ import annotations
+
+from installer_ext.host.model import HostFacts, PciFunction
+
+
+def short_address(address: str) -> str:
+    return address[5:] if address.startswith("0000:") else address
+
+
+def role(dev: PciFunction) -> str:
+    """What the host uses the function for, in a few words."""
+    parts = []
+    if dev.boot_vga:
+        parts.append("boot display")
+    if dev.net_interfaces:
+        parts.append("net " + ",".join(dev.net_interfaces))
+    if dev.block_devices:
+        parts.append("disk " + ",".join(dev.block_devices))
+    if dev.sriov is not None:
+        parts.append(f"SR-IOV PF {dev.sriov.num_vfs}/{dev.sriov.total_vfs} VFs")
+    if dev.physfn:
+        parts.append(f"VF of {short_address(dev.physfn)}")
+    return "; ".join(parts)
+
+
+def device_label(dev: PciFunction) -> str:
+    vendor = dev.vendor_name or (dev.vendor_id or "????")
+    name = dev.device_name or (dev.device_id or "????")
+    return f"{vendor} {name}"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def iommu_sentence(facts: HostFacts) -> str:
+    io = facts.iommu
+    tables = "/".join(io.firmware_tables) or "none"
+    if io.state == "enabled":
+        return f"enabled ({len(facts.groups)} groups reported by the kernel; firmware table {tables})"
+    if io.state == "available":
+        return (
+            f"available: firmware table {tables} present, off in this kernel; "
+            f"on after install ({len(facts.groups)} groups predicted from the topology)"
+        )
+    return "absent: no DMAR or IVRS table, passthrough is impossible on this host"
+
+
+def format_detect(facts: HostFacts) -> str:
+    cpu = facts.cpu
+    lines = [
+        f"CPU:    {cpu.vendor} ({cpu.vendor_string or 'unknown'}) {cpu.model_name or ''}".rstrip(),
+        f"        virtualization: {_yes_no(cpu.virtualization)}"
+        + (f" ({', '.join(cpu.evidence)})" if cpu.evidence else " (no vmx/svm flag, no kvm device)"),
+        f"IOMMU:  {iommu_sentence(facts)}",
+        f"        interrupt remapping: {_yes_no(facts.iommu.interrupt_remapping)}",
+        "",
+    ]
+    header = ("GROUP", "ADDRESS", "KIND", "IDS", "DRIVER", "DEVICE", "ROLE")
+    rows = []
+    for d in facts.devices:
+        g = d.group
+        gtext = "-" if g is None else (f"{g}*" if d.iommu_group is None else str(g))
+        rows.append(
+            (
+                gtext,
+                short_address(d.address),
+                d.kind,
+                d.ids or "????:????",
+                d.driver or "-",
+                device_label(d),
+                role(d),
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    name_width = 48
+
+    def fmt(r: tuple[str, ...]) -> str:
+        name = r[5] if len(r[5]) <= name_width else r[5][: name_width - 3] + "..."
+        cells = [r[i].ljust(widths[i]) for i in range(5)] + [name.ljust(name_width), r[6]]
+        return "  ".join(cells).rstrip()
+
+    lines.append(fmt(header))
+    for d, r in zip(facts.devices, rows):
+        lines.append(fmt(r))
+        for b in d.blockers:
+            lines.append(" " * (widths[0] + 2) + f"blocked: {b.reason}")
+        if d.unknown:
+            lines.append(" " * (widths[0] + 2) + f"unknown: {', '.join(d.unknown)}")
+    if facts.groups_predicted:
+        lines += ["", "* predicted group (the IOMMU is off in this kernel); re-checked on the installed system"]
+    for p in facts.problems:
+        lines.append(f"warning: {p}")
+    return "\n".join(lines) + "\n"
