@@ -1,0 +1,219 @@
+"""The Plan: what the planner decided, as typed values with a stable JSON form.
+
+`Plan.to_json()` is the public `plan --json` contract (DESIGN.md); render writes the
+same JSON into the target as the plan file that `bind` and `firstboot` read back with
+`Plan.from_json`. Keys may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAN_VERSION = 1
+
+WHY_SELECTED = "selected"
+WHY_SAME_GROUP = "same-group"
+WHY_SRIOV_VF = "sriov-vf"
+BIND_IDS = "ids"
+BIND_ADDRESS = "address"
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    address: str
+    vendor_id: str
+    device_id: str
+    iommu_group: int | None
+    why: str  # selected | same-group | sriov-vf
+    bind_at_boot: str  # ids | address
+    kind: str = "other"
+    class_id: str | None = None
+    group_predicted: bool = False
+    vf_of: str | None = None  # PF address for why=sriov-vf
+    driver: str | None = None  # host driver at plan time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "vendor_id": self.vendor_id,
+            "device_id": self.device_id,
+            "iommu_group": self.iommu_group,
+            "why": self.why,
+            "bind_at_boot": self.bind_at_boot,
+            "kind": self.kind,
+            "class_id": self.class_id,
+            "group_predicted": self.group_predicted,
+            "vf_of": self.vf_of,
+            "driver": self.driver,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Passthrough:
+        return cls(
+            address=d["address"],
+            vendor_id=d["vendor_id"],
+            device_id=d["device_id"],
+            iommu_group=d.get("iommu_group"),
+            why=d["why"],
+            bind_at_boot=d["bind_at_boot"],
+            kind=d.get("kind", "other"),
+            class_id=d.get("class_id"),
+            group_predicted=bool(d.get("group_predicted", False)),
+            vf_of=d.get("vf_of"),
+            driver=d.get("driver"),
+        )
+
+
+@dataclass(frozen=True)
+class SriovPlan:
+    address: str  # the PF
+    num_vfs: int
+    vfs_to_vfio: bool
+    vendor_id: str = ""
+    device_id: str = ""
+    total_vfs: int = 0
+    vf_device_id: str | None = None
+    vfs: tuple[str, ...] = ()  # predicted VF addresses
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "num_vfs": self.num_vfs,
+            "vfs_to_vfio": self.vfs_to_vfio,
+            "vendor_id": self.vendor_id,
+            "device_id": self.device_id,
+            "total_vfs": self.total_vfs,
+            "vf_device_id": self.vf_device_id,
+            "vfs": list(self.vfs),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SriovPlan:
+        return cls(
+            address=d["address"],
+            num_vfs=int(d["num_vfs"]),
+            vfs_to_vfio=bool(d["vfs_to_vfio"]),
+            vendor_id=d.get("vendor_id", ""),
+            device_id=d.get("device_id", ""),
+            total_vfs=int(d.get("total_vfs", 0)),
+            vf_device_id=d.get("vf_device_id"),
+            vfs=tuple(d.get("vfs", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    address: str
+    reason: str
+    code: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "reason": self.reason, "code": self.code}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Refusal:
+        return cls(d["address"], d["reason"], d.get("code", ""))
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """One IOMMU group touched by the plan: what the binder may find in it at boot."""
+
+    id: int | None
+    predicted: bool
+    devices: tuple[str, ...]  # every function of the group at plan time
+    passthrough: tuple[str, ...]  # the ones bound to vfio-pci
+    left: tuple[str, ...]  # left as they are (PCI bridges, driverless bridges)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "predicted": self.predicted,
+            "devices": list(self.devices),
+            "passthrough": list(self.passthrough),
+            "left": list(self.left),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GroupPlan:
+        return cls(
+            d.get("id"),
+            bool(d.get("predicted", False)),
+            tuple(d.get("devices", ())),
+            tuple(d.get("passthrough", ())),
+            tuple(d.get("left", ())),
+        )
+
+
+@dataclass
+class Plan:
+    enabled: bool
+    gpu_drivers: bool
+    cpu_vendor: str
+    iommu_state: str
+    groups_predicted: bool
+    passthrough: list[Passthrough] = field(default_factory=list)
+    host_gpus: list[str] = field(default_factory=list)
+    sriov: list[SriovPlan] = field(default_factory=list)
+    kernel_args: list[str] = field(default_factory=list)
+    vfio_ids: list[str] = field(default_factory=list)  # vendor:device bound by id at boot
+    refused: list[Refusal] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+    addons: dict[str, bool] = field(default_factory=dict)
+    claims: bool = False
+    device_plugins: list[str] = field(default_factory=list)
+    groups: list[GroupPlan] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)  # kernel modules to load at boot
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION,
+            "enabled": self.enabled,
+            "gpu_drivers": self.gpu_drivers,
+            "host": {
+                "cpu_vendor": self.cpu_vendor,
+                "iommu_state": self.iommu_state,
+                "groups_predicted": self.groups_predicted,
+            },
+            "passthrough": [p.to_json() for p in self.passthrough],
+            "host_gpus": list(self.host_gpus),
+            "sriov": [s.to_json() for s in self.sriov],
+            "kernel_args": list(self.kernel_args),
+            "vfio_ids": list(self.vfio_ids),
+            "refused": [r.to_json() for r in self.refused],
+            "warnings": list(self.warnings),
+            "settings": dict(self.settings),
+            "addons": dict(self.addons),
+            "claims": self.claims,
+            "device_plugins": list(self.device_plugins),
+            "groups": [g.to_json() for g in self.groups],
+            "modules": list(self.modules),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Plan:
+        """Inverse of to_json. Raises KeyError/TypeError/ValueError on a malformed plan;
+        callers validate addresses with installer_ext.host.address before using them."""
+        host = d.get("host", {})
+        return cls(
+            enabled=bool(d.get("enabled", True)),
+            gpu_drivers=bool(d.get("gpu_drivers", False)),
+            cpu_vendor=host.get("cpu_vendor", "other"),
+            iommu_state=host.get("iommu_state", "absent"),
+            groups_predicted=bool(host.get("groups_predicted", False)),
+            passthrough=[Passthrough.from_json(p) for p in d.get("passthrough", [])],
+            host_gpus=list(d.get("host_gpus", [])),
+            sriov=[SriovPlan.from_json(s) for s in d.get("sriov", [])],
+            kernel_args=list(d.get("kernel_args", [])),
+            vfio_ids=list(d.get("vfio_ids", [])),
+            refused=[Refusal.from_json(r) for r in d.get("refused", [])],
+            warnings=list(d.get("warnings", [])),
+            settings=dict(d.get("settings", {})),
+            addons={k: bool(v) for k, v in d.get("addons", {}).items()},
+            claims=bool(d.get("claims", False)),
+            device_plugins=list(d.get("device_plugins", [])),
+            groups=[GroupPlan.from_json(g) for g in d.get("groups", [])],
+            modules=list(d.get("modules", [])),
+        )
