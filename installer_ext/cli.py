@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from installer_ext import __version__
-from installer_ext.errors import EXIT_ERROR, EXIT_OK, ExtError
+from installer_ext.errors import EXIT_ERROR, EXIT_OK, ExtError, Refused
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,49 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plan(args: argparse.Namespace):
+    """Config + facts -> (facts, config, plan); raises BadInput for a bad config."""
+    from installer_ext.config.load import load_config
+    from installer_ext.host.facts import gather
+    from installer_ext.plan.planner import make_plan
+
+    config = load_config(args.config)
+    facts = gather(args.root)
+    return facts, config, make_plan(facts, config.choices, config.install)
+
+
+def _refusal_lines(plan) -> list[str]:
+    from installer_ext.report import short_address
+
+    return [
+        f"refused: {short_address(r.address) if r.address else 'host'}: {r.reason}" for r in plan.fatal_refusals
+    ]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from installer_ext.report import format_plan
+
+    _, _, plan = _plan(args)
+    if args.json:
+        _json_out(plan.to_json())
+    else:
+        sys.stdout.write(format_plan(plan))
+    if plan.fatal_refusals:
+        raise Refused(*_refusal_lines(plan))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from installer_ext.config.load import load_schema
+
+    _json_out(load_schema())
+    return EXIT_OK
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "detect": (cmd_detect, "report CPU, IOMMU, PCI functions, groups and blockers"),
+    "plan": (cmd_plan, "validate a config against this host and print the plan (writes nothing)"),
+    "schema": (cmd_schema, "print the JSON Schema of the pciPassthrough section"),
 }
 
 
@@ -58,9 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
+    root_help = "machine root holding sys/ and proc/ (default /)"
     p = add("detect")
-    p.add_argument("--root", default="/", help="machine root holding sys/ and proc/ (default /)")
+    p.add_argument("--root", default="/", help=root_help)
     p.add_argument("--json", action="store_true", help="print the JSON report")
+
+    p = add("plan")
+    p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
+    p.add_argument("--root", default="/", help=root_help)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    add("schema")
     return parser
 
 

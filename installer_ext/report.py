@@ -94,3 +94,43 @@ def format_detect(facts: HostFacts) -> str:
     for p in facts.problems:
         lines.append(f"warning: {p}")
     return "\n".join(lines) + "\n"
+
+
+def format_plan(plan) -> str:
+    """The plan in words: what will be written and bound, and what was refused."""
+    lines = []
+    state = "on" if plan.enabled else "off"
+    lines.append(f"PCI passthrough: {state}    GPU drivers: {'on' if plan.gpu_drivers else 'off'}")
+    lines.append(f"Kernel arguments: {' '.join(plan.kernel_args) or '(none)'}")
+    if plan.passthrough:
+        lines.append("Bound to vfio-pci at boot:")
+        for p in plan.passthrough:
+            group = "?" if p.iommu_group is None else str(p.iommu_group)
+            how = "by id (vfio-pci.ids)" if p.bind_at_boot == "ids" else "by address"
+            extra = f", VF of {short_address(p.vf_of)}" if p.vf_of else ""
+            pred = " (group predicted)" if p.group_predicted else ""
+            lines.append(
+                f"  {short_address(p.address)}  {p.vendor_id}:{p.device_id}  {p.kind:<7} group {group}{pred}  "
+                f"{p.why}{extra}, {how}"
+            )
+    else:
+        lines.append("Bound to vfio-pci at boot: nothing")
+    for s in plan.sriov:
+        dest = "to vfio-pci for VMs" if s.vfs_to_vfio else "left to the host driver"
+        lines.append(f"SR-IOV: {short_address(s.address)} gets {s.num_vfs} of {s.total_vfs} VFs, {dest}")
+    if plan.host_gpus:
+        lines.append("Kept on the host for containers: " + ", ".join(short_address(a) for a in plan.host_gpus))
+    if plan.device_plugins:
+        lines.append("Device plugin expected: " + ", ".join(plan.device_plugins))
+    if plan.settings:
+        lines.append("Harvester settings: " + ", ".join(f"{k}={v}" for k, v in sorted(plan.settings.items())))
+    if plan.addons:
+        lines.append("Addons: " + ", ".join(f"{k}={'enabled' if v else 'disabled'}" for k, v in sorted(plan.addons.items())))
+    if plan.claims:
+        lines.append("PCIDeviceClaims: created at first boot for the bound devices")
+    for r in plan.refused:
+        tag = "REFUSED" if r.fatal else "skipped"
+        lines.append(f"{tag}: {short_address(r.address) if r.address else 'host'}: {r.reason}")
+    for w in plan.warnings:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines) + "\n"

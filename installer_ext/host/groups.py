@@ -120,3 +120,24 @@ def predict_groups(devices: list[PciFunction]) -> list[Group]:
     ]
     log.debug("predicted %d groups for %d functions", len(groups), len(devices))
     return groups
+
+
+def vf_isolated(devices: list[PciFunction], pf: PciFunction) -> bool:
+    """Whether the VFs of `pf` get groups without the PF (so they can go to VMs while
+    the PF stays on its host driver). From the real groups when VFs exist with groups,
+    else from the ACS path above the PF (VFs are single-function endpoints)."""
+    by_addr = {d.address: d for d in devices}
+    vfs = [by_addr[a] for a in pf.virtfns if a in by_addr]
+    if vfs and pf.iommu_group is not None and all(v.iommu_group is not None for v in vfs):
+        vf_set = set(pf.virtfns)
+        for v in vfs:
+            for d in devices:
+                if d.iommu_group == v.iommu_group and d.address not in vf_set:
+                    return False
+        return True
+    node = by_addr.get(pf.parent) if pf.parent else None
+    while node is not None:
+        if not _acs_enabled(node):
+            return False
+        node = by_addr.get(node.parent) if node.parent else None
+    return True

@@ -45,7 +45,11 @@ def read_net(root: SysRoot) -> list[NetInterface]:
         address = pci_of_path(link)
         mac = root.read_text(os.path.join(base, name, "address"), 128)
         mac = mac.strip().lower() if mac else None
-        out.append(NetInterface(name, address, mac if mac and _MAC_RE.match(mac) else None))
+        state = root.read_text(os.path.join(base, name, "operstate"), 64)
+        state = state.strip() if state else None
+        out.append(
+            NetInterface(name, address, mac if mac and _MAC_RE.match(mac) else None, state if state else None)
+        )
     return out
 
 

@@ -176,6 +176,7 @@ class NetInterface:
     name: str
     address: str | None  # PCI function, None for virtual interfaces
     mac: str | None = None
+    operstate: str | None = None  # up, down, dormant, unknown (sysfs operstate)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,10 @@ class HostFacts:
             "groups_predicted": self.groups_predicted,
             "devices": [d.to_json() for d in self.devices],
             "groups": [g.to_json() for g in self.groups],
-            "net": [{"name": n.name, "address": n.address, "mac": n.mac} for n in self.net],
+            "net": [
+                {"name": n.name, "address": n.address, "mac": n.mac, "operstate": n.operstate}
+                for n in self.net
+            ],
             "block": [
                 {"name": b.name, "controllers": list(b.controllers), "disk": b.disk}
                 for b in self.block

@@ -24,7 +24,7 @@ class Passthrough:
     address: str
     vendor_id: str
     device_id: str
-    iommu_group: int | None
+    iommu_group: int | None  # the predicted number when group_predicted
     why: str  # selected | same-group | sriov-vf
     bind_at_boot: str  # ids | address
     kind: str = "other"
@@ -104,16 +104,24 @@ class SriovPlan:
 
 @dataclass(frozen=True)
 class Refusal:
-    address: str
+    """A device (or, with address None, the whole request) that will not be passed.
+
+    `fatal` refusals make the plan refused (exit 3): an explicit address on a blocked
+    device, no IOMMU, no interrupt remapping. Devices skipped by an id or kind selector
+    are listed too, not fatal, with the same words as their warning.
+    """
+
+    address: str | None
     reason: str
     code: str = ""
+    fatal: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "reason": self.reason, "code": self.code}
+        return {"address": self.address, "reason": self.reason, "code": self.code, "fatal": self.fatal}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Refusal:
-        return cls(d["address"], d["reason"], d.get("code", ""))
+        return cls(d.get("address"), d["reason"], d.get("code", ""), bool(d.get("fatal", True)))
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,10 @@ class Plan:
     device_plugins: list[str] = field(default_factory=list)
     groups: list[GroupPlan] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)  # kernel modules to load at boot
+
+    @property
+    def fatal_refusals(self) -> list[Refusal]:
+        return [r for r in self.refused if r.fatal]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -37,6 +37,7 @@ class Dev:
     autoprobe: bool = True
     reset_methods: tuple[str, ...] = ("flr", "bus")
     net: tuple[tuple[str, str], ...] = ()  # (ifname, mac)
+    link: str = "up"  # operstate of its interfaces
     disks: tuple[str, ...] = ()  # whole disks on this controller (sda, nvme0n1)
     partitions: int = 0  # partitions per disk
     nvme_subsys: str | None = None  # put namespaces under a virtual nvme-subsystem
@@ -256,6 +257,7 @@ def build(m: Machine, root: str) -> str:
             npath = os.path.join(p, "net", ifname)
             _w(os.path.join(npath, "address"), mac + "\n")
             _w(os.path.join(npath, "type"), "1\n")
+            _w(os.path.join(npath, "operstate"), d.link + "\n")
             _ln(p, os.path.join(npath, "device"))
             _ln(npath, os.path.join(sys_, "class", "net", ifname))
         for disk in d.disks:

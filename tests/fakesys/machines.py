@@ -47,7 +47,7 @@ def intel_workstation() -> Machine:
             ),
             Dev(
                 "0000:03:00.0", "8086:1533", "020000", "igb", 11, parent="0000:00:1c.0",
-                net=(("enp3s0", "18:c0:4d:0a:0b:0c"),),
+                net=(("enp3s0", "18:c0:4d:0a:0b:0c"),), link="down",
             ),
         ],
         disk_aliases={"ata-Samsung_SSD_860_EVO_1TB_S3Z9NB0K123456": "sda"},
