@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def _json_out(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Indented for a person at a terminal; one compact line for a pipe (the C
+    encoder: 10x faster on a host with thousands of functions)."""
+    if sys.stdout.isatty():
+        text = json.dumps(obj, indent=2, sort_keys=True)
+    else:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    sys.stdout.write(text + "\n")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -67,6 +73,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from installer_ext.render.write import write_target
+
+    _, _, plan = _plan(args)
+    if plan.fatal_refusals:
+        raise Refused(*_refusal_lines(plan), "nothing written")
+    for w in write_target(plan, args.target):
+        sys.stdout.write(f"{'wrote    ' if w.changed else 'unchanged'} {os.path.join(args.target, w.relpath)}\n")
+    for warning in plan.warnings:
+        sys.stderr.write(f"installer-ext: warning: {warning}\n")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from installer_ext.config.load import load_schema
 
@@ -77,6 +96,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "detect": (cmd_detect, "report CPU, IOMMU, PCI functions, groups and blockers"),
     "plan": (cmd_plan, "validate a config against this host and print the plan (writes nothing)"),
+    "render": (cmd_render, "write the plan's files (cloud-config, grubenv, units, plan) under a target root"),
     "schema": (cmd_schema, "print the JSON Schema of the pciPassthrough section"),
 }
 
@@ -108,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
     p.add_argument("--root", default="/", help=root_help)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    p = add("render")
+    p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
+    p.add_argument("--root", default="/", help=root_help)
+    p.add_argument("--target", required=True, metavar="DIR", help="root of the installed system (its /oem is written)")
 
     add("schema")
     return parser

@@ -27,7 +27,7 @@ RUN_DIR = "run/installer-ext"
 BIND_STATUS_FILE = "run/installer-ext/bind-status.json"
 
 # Written into /etc by the yip stage each boot.
-UDEV_RULE_FILE = "etc/udev/rules.d/90-installer-ext-vfio.rules"
+UDEV_RULE_FILE = "etc/udev/rules.d/40-installer-ext-vfio.rules"
 MODPROBE_FILE = "etc/modprobe.d/installer-ext-vfio.conf"
 MODULES_LOAD_FILE = "etc/modules-load.d/installer-ext-vfio.conf"
 SYSTEMD_DIR = "etc/systemd/system"

@@ -66,6 +66,12 @@ def gather(root: str | os.PathLike = "/", names: bool = True, ids: PciIds | None
         d.net_interfaces = tuple(for_dev.get(d.address, ()))
         d.block_devices = tuple(blk_dev.get(d.address, ()))
 
+    driver_modules = {}
+    for drv in sorted({d.driver for d in devices if d.driver}):
+        link = sr.readlink(os.path.join(sr.sys, "bus", "pci", "drivers", drv, "module"))
+        if link:
+            driver_modules[drv] = link.rstrip("/").rsplit("/", 1)[-1]
+
     cmdline_text = sr.read_text(os.path.join(sr.proc, "cmdline"), 8192) or ""
     facts = HostFacts(
         root=sr.root,
@@ -78,6 +84,7 @@ def gather(root: str | os.PathLike = "/", names: bool = True, ids: PciIds | None
         block=block,
         cmdline=tuple(cmdline_text.split()),
         disk_aliases=links.read_disk_aliases(sr),
+        driver_modules=driver_modules,
         problems=problems,
     )
     if names:

@@ -199,10 +199,18 @@ class HostFacts:
     cmdline: tuple[str, ...] = ()
     # /dev/disk/by-* names -> block device name, where ROOT/dev has them.
     disk_aliases: dict[str, str] = field(default_factory=dict)
+    # PCI driver name -> its kernel module (xhci_hcd -> xhci_pci), from drivers/X/module.
+    driver_modules: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._by_address = {d.address: d for d in self.devices}
+        self._members: dict[int, list[PciFunction]] | None = None
+
+    def reindex(self) -> None:
+        """Call after changing devices' groups (the group index is cached)."""
+        self._by_address = {d.address: d for d in self.devices}
+        self._members = None
 
     def device(self, address: str) -> PciFunction | None:
         return self._by_address.get(address)
@@ -212,7 +220,14 @@ class HostFacts:
         gid = dev.group
         if gid is None:
             return [dev]
-        return [d for d in self.devices if d.group == gid]
+        if self._members is None:
+            members: dict[int, list[PciFunction]] = {}
+            for d in self.devices:
+                g = d.group
+                if g is not None:
+                    members.setdefault(g, []).append(d)
+            self._members = members
+        return list(self._members.get(gid, [dev]))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -242,5 +257,6 @@ class HostFacts:
                 for b in self.block
             ],
             "cmdline": list(self.cmdline),
+            "driver_modules": dict(sorted(self.driver_modules.items())),
             "problems": list(self.problems),
         }

@@ -80,24 +80,45 @@ def _link_address(link: str | None) -> str | None:
     return name if PCI_ADDRESS_RE.match(name) else None
 
 
-def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction:
-    base = os.path.join(root.sys, "bus", "pci", "devices", address)
-    unknown: list[str] = []
+def _read(path: str, limit: int = 4096) -> str | None:
+    """One attribute as text; None when it cannot be read (hot path: no helpers)."""
     try:
-        entries = set(os.listdir(base))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        entries = set()
-        unknown.append("directory")
+        return None
+    try:
+        return os.read(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
-    ev = _parse_uevent(root.read_text(os.path.join(base, "uevent"), 4096))
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction:
+    base = f"{root.sys}/bus/pci/devices/{address}"
+    unknown: list[str] = []
+    # No directory listing (it costs as much as all the reads below): optional
+    # attributes are simply tried, and a missing one fails fast with ENOENT.
+    uevent = _read(base + "/uevent")
+    ev = _parse_uevent(uevent)
+    if uevent is None and not os.path.isdir(base):
+        unknown.append("directory")
     vendor_id, device_id = _ids_from_uevent(ev, "PCI_ID")
     if vendor_id is None:
-        vendor_id = _hex_id(root.read_text(os.path.join(base, "vendor"), 64), 4)
+        vendor_id = _hex_id(_read(base + "/vendor", 64), 4)
     if device_id is None:
-        device_id = _hex_id(root.read_text(os.path.join(base, "device"), 64), 4)
-    class_id = _hex_id(ev.get("PCI_CLASS", "").rjust(6, "0") if "PCI_CLASS" in ev else None, 6)
+        device_id = _hex_id(_read(base + "/device", 64), 4)
+    pci_class = ev.get("PCI_CLASS")
+    class_id = _hex_id(pci_class.rjust(6, "0"), 6) if pci_class else None
     if class_id is None:
-        class_id = _hex_id(root.read_text(os.path.join(base, "class"), 64), 6)
+        class_id = _hex_id(_read(base + "/class", 64), 6)
     sub_vendor, sub_device = _ids_from_uevent(ev, "PCI_SUBSYS_ID")
     if vendor_id is None:
         unknown.append("vendor")
@@ -107,75 +128,76 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
         unknown.append("class")
 
     driver = ev.get("DRIVER") or None
-    if driver is None and "driver" in entries:
-        link = root.readlink(os.path.join(base, "driver"))
+    if driver is None and uevent is None:
+        link = _readlink(base + "/driver")
         driver = link.rstrip("/").rsplit("/", 1)[-1] if link else None
-        if link is None:
-            unknown.append("driver")
 
     group = None
-    if "iommu_group" in entries:
-        link = root.readlink(os.path.join(base, "iommu_group"))
-        group = parse_int(link.rsplit("/", 1)[-1]) if link else None
+    link = _readlink(base + "/iommu_group")
+    if link is not None:
+        group = parse_int(link.rsplit("/", 1)[-1])
         if group is None:
             unknown.append("iommu_group")
 
     boot_vga = False
-    if "boot_vga" in entries:
-        value = parse_int(root.read_text(os.path.join(base, "boot_vga"), 16))
-        if value is None:
-            unknown.append("boot_vga")
-        boot_vga = value == 1
+    if class_id is None or class_id.startswith("03"):
+        text = _read(base + "/boot_vga", 16)
+        if text is not None:
+            value = parse_int(text)
+            if value is None:
+                unknown.append("boot_vga")
+            boot_vga = value == 1
 
     sriov = None
-    if "sriov_totalvfs" in entries:
-        total = parse_int(root.read_text(os.path.join(base, "sriov_totalvfs"), 32))
-        num = parse_int(root.read_text(os.path.join(base, "sriov_numvfs"), 32))
+    total_text = _read(base + "/sriov_totalvfs", 32)
+    if total_text is not None:
+        total = parse_int(total_text)
+        num = parse_int(_read(base + "/sriov_numvfs", 32))
         if total is None or num is None:
             unknown.append("sriov")
         else:
-            autoprobe = parse_int(root.read_text(os.path.join(base, "sriov_drivers_autoprobe"), 16))
+            autoprobe = parse_int(_read(base + "/sriov_drivers_autoprobe", 16))
             sriov = Sriov(
                 total_vfs=total,
                 num_vfs=num,
-                offset=parse_int(root.read_text(os.path.join(base, "sriov_offset"), 32)),
-                stride=parse_int(root.read_text(os.path.join(base, "sriov_stride"), 32)),
-                vf_device_id=_hex_id(root.read_text(os.path.join(base, "sriov_vf_device"), 32), 4),
+                offset=parse_int(_read(base + "/sriov_offset", 32)),
+                stride=parse_int(_read(base + "/sriov_stride", 32)),
+                vf_device_id=_hex_id(_read(base + "/sriov_vf_device", 32), 4),
                 drivers_autoprobe=None if autoprobe is None else autoprobe == 1,
             )
 
     physfn = None
-    if "physfn" in entries:
-        physfn = _link_address(root.readlink(os.path.join(base, "physfn")))
+    link = _readlink(base + "/physfn")
+    if link is not None:
+        physfn = _link_address(link)
         if physfn is None:
             unknown.append("physfn")
 
     reset_methods: tuple[str, ...] = ()
     resettable: bool | None = None
-    if "reset_method" in entries:
-        text = root.read_text(os.path.join(base, "reset_method"), 256)
-        reset_methods = tuple(text.split()) if text else ()
+    text = _read(base + "/reset_method", 256)
+    if text is not None:
+        reset_methods = tuple(text.split())
         resettable = bool(reset_methods)
-    elif "reset" in entries:
+    elif os.path.exists(base + "/reset"):
         resettable = True
-    elif entries:
+    elif uevent is not None:
         # Kernels >= 5.15 list reset methods; without either file the kernel knows none.
         resettable = False
 
     # The bus/pci/devices entry links to the device's place in the hierarchy; the
     # component above it is the upstream bridge (absent for a root bus device).
     parent = None
-    link = root.readlink(base)
+    link = _readlink(base)
     if link:
-        parts = link.rstrip("/").split("/")
-        if len(parts) >= 2:
-            parent = parts[-2] if PCI_ADDRESS_RE.match(parts[-2]) else None
+        parts = link.rstrip("/").rsplit("/", 2)
+        if len(parts) == 3 and PCI_ADDRESS_RE.match(parts[1]):
+            parent = parts[1]
 
     info = config_space.UNREADABLE
     if want_config:
-        cfg_path = os.path.join(base, "config")
-        data = root.read_bytes(cfg_path, 256)
-        info = config_space.parse_config(data)
+        cfg_path = base + "/config"
+        info = config_space.parse_config(root.read_bytes(cfg_path, 256))
         if info.complete and info.pcie_type is not None and (
             info.multifunction
             or info.pcie_type in (config_space.PCIE_ROOT_PORT, config_space.PCIE_DOWNSTREAM)
@@ -187,7 +209,6 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
             unknown.append("config")
 
     kind = classify(class_id, vendor_id)
-    is_bridge = kind == "bridge"
     if info.header_type is not None:
         pci_bridge = info.header_type in (1, 2)
     else:
@@ -206,7 +227,7 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
         boot_vga=boot_vga,
         sriov=sriov,
         physfn=physfn,
-        is_bridge=is_bridge,
+        is_bridge=kind == "bridge",
         pci_bridge=pci_bridge,
         header_type=info.header_type,
         multifunction=info.multifunction,

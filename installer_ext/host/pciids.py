@@ -42,6 +42,7 @@ class PciIds:
         # A leading newline lets every vendor line be found as b"\nVVVV  ".
         self._data = b"\n" + data
         self._vendor_span: dict[str, tuple[int, int] | None] = {}
+        self._devices: dict[tuple[str, str], str | None] = {}
 
     @classmethod
     def load(cls, path: str | None = None) -> PciIds | None:
@@ -78,13 +79,17 @@ class PciIds:
         return self._rest_of_line(self._data, span[0] + 6)
 
     def device(self, vendor: str, device: str) -> str | None:
+        key = (vendor, device)
+        if key in self._devices:
+            return self._devices[key]
+        name = None
         span = self._span(vendor)
-        if span is None:
-            return None
-        pos = self._data.find(b"\n\t" + device.encode() + b"  ", span[0] - 1, span[1])
-        if pos < 0:
-            return None
-        return self._rest_of_line(self._data, pos + 8)
+        if span is not None:
+            pos = self._data.find(b"\n\t" + device.encode() + b"  ", span[0] - 1, span[1])
+            if pos >= 0:
+                name = self._rest_of_line(self._data, pos + 8)
+        self._devices[key] = name
+        return name
 
 
 def udev_names(addresses: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:

@@ -32,6 +32,7 @@ class Passthrough:
     group_predicted: bool = False
     vf_of: str | None = None  # PF address for why=sriov-vf
     driver: str | None = None  # host driver at plan time
+    module: str | None = None  # its kernel module (for modprobe softdeps)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class Passthrough:
             "group_predicted": self.group_predicted,
             "vf_of": self.vf_of,
             "driver": self.driver,
+            "module": self.module,
         }
 
     @classmethod
@@ -62,6 +64,7 @@ class Passthrough:
             group_predicted=bool(d.get("group_predicted", False)),
             vf_of=d.get("vf_of"),
             driver=d.get("driver"),
+            module=d.get("module"),
         )
 
 

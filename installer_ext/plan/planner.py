@@ -318,6 +318,7 @@ class _Planner:
                     class_id=d.class_id,
                     group_predicted=d.iommu_group is None,
                     driver=d.driver,
+                    module=self.facts.driver_modules.get(d.driver or "", d.driver),
                 )
             )
         return out

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field, replace
 from installer_ext.host.address import split_address, vf_address
 
 
+# Drivers built into the kernel have no module link; some modules name their driver
+# differently (the kernel's xhci_pci module registers the driver xhci_hcd).
+BUILTIN_DRIVERS = {"pcieport"}
+DRIVER_MODULES = {"xhci_hcd": "xhci_pci", "intel-spi": "spi_intel_pci", "skl_uncore": "intel_uncore"}
+
+
 @dataclass
 class Dev:
     address: str
@@ -194,6 +200,10 @@ def build(m: Machine, root: str) -> str:
     for drv in sorted(drivers):
         for f in ("bind", "unbind", "new_id", "remove_id"):
             _w(os.path.join(bus_pci, "drivers", drv, f), "")
+        if drv not in BUILTIN_DRIVERS:
+            mod = os.path.join(sys_, "module", DRIVER_MODULES.get(drv, drv.replace("-", "_")))
+            _w(os.path.join(mod, "refcnt"), "1\n")
+            _ln(mod, os.path.join(bus_pci, "drivers", drv, "module"))
 
     groups: dict[int, list[str]] = {}
     for d in devs:
