@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from installer_ext import __version__
-from installer_ext.errors import EXIT_ERROR, EXIT_OK, ExtError, Refused
+from installer_ext.errors import EXIT_ERROR, EXIT_OK, BadInput, ExtError, Refused
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,16 @@ def _json_out(obj: object) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _check_root(root: str) -> None:
+    if not os.path.isdir(root):
+        raise BadInput(f"--root {root}: no such directory")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from installer_ext.host.facts import gather
     from installer_ext.report import format_detect
 
+    _check_root(args.root)
     facts = gather(args.root)
     if args.json:
         _json_out(facts.to_json())
@@ -48,6 +54,7 @@ def _plan(args: argparse.Namespace):
     from installer_ext.plan.planner import make_plan
 
     config = load_config(args.config)
+    _check_root(args.root)
     facts = gather(args.root)
     return facts, config, make_plan(facts, config.choices, config.install)
 

@@ -11,10 +11,7 @@ a device that is already on vfio-pci.
 from __future__ import annotations
 
 import logging
-import os
-import sys
-from dataclasses import dataclass, field
-from typing import TextIO
+from dataclasses import dataclass
 
 from installer_ext import paths
 from installer_ext.boot import check, driver, sriov, targets
@@ -26,34 +23,10 @@ from installer_ext.boot.record import (
     ALREADY_BOUND, BOUND, FAILED, SKIPPED, BindStatus, DeviceResult, Record, SriovResult,
     read_status, write_status,
 )
-from installer_ext.boot.sysio import Clock, SysfsIO
-from installer_ext.plan.model import BIND_IDS
+from installer_ext.boot.options import Options
+from installer_ext.plan.model import BIND_IDS, Plan
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT = 10.0
-
-
-@dataclass
-class Options:
-    root: str = "/"
-    plan_path: str | None = None  # default ROOT/oem/installer-ext/plan.json
-    timeout: float = DEFAULT_TIMEOUT  # per device, for the bind to show
-    address: str | None = None  # act on this device only (the udev rule)
-    io: SysfsIO = field(default_factory=SysfsIO)
-    clock: Clock = field(default_factory=Clock)
-    # None: `modprobe` through subprocess on root / only, never on a test tree.
-    modprobe: driver.Modprobe | None = None
-    waiter: driver.Waiter | None = None  # None: udev monitor on root /, polling elsewhere
-    out: TextIO | None = None  # one human line per device (stdout)
-
-    @property
-    def real_root(self) -> bool:
-        return os.path.realpath(self.root) == "/"
-
-    def plan_file(self) -> str:
-        return self.plan_path or paths.under(self.root, paths.PLAN_FILE)
-
 
 @dataclass
 class Result:
@@ -61,10 +34,6 @@ class Result:
     message: str  # the summary line
     writes: int  # sysfs writes of this run
     ok: bool = True  # every device and VF count of this run as planned (exit 0)
-
-
-def _say(opts: Options, line: str) -> None:
-    (opts.out or sys.stdout).write(line + "\n")
 
 
 def _line(d: DeviceResult) -> str:
@@ -87,15 +56,8 @@ def _sriov_line(s: SriovResult) -> str:
     return text + (f": {s.reason}" if s.reason else "")
 
 
-def _current(node: Node, address: str) -> str | None:
-    try:
-        return node.driver(address) if node.exists(address) else None
-    except ValueError:
-        return None
-
-
 def _skip_all(node: Node, tlist: list[Target], reason: str) -> list[DeviceResult]:
-    return [DeviceResult(t.address, t.vendor_id, t.device_id, SKIPPED, reason, _current(node, t.address)) for t in tlist]
+    return [DeviceResult(t.address, t.vendor_id, t.device_id, SKIPPED, reason, node.current_driver(t.address)) for t in tlist]
 
 
 def bind(opts: Options) -> Result:
@@ -114,7 +76,7 @@ def bind(opts: Options) -> Result:
         return _bind_locked(opts, node, plan)
 
 
-def _bind_locked(opts: Options, node: Node, plan) -> Result:  # noqa: ANN001 - Plan
+def _bind_locked(opts: Options, node: Node, plan: Plan) -> Result:
     writes_before = len(opts.io.writes)
     status = BindStatus()
     if not plan.enabled or (not plan.passthrough and not plan.sriov):
@@ -147,7 +109,7 @@ def _bind_locked(opts: Options, node: Node, plan) -> Result:  # noqa: ANN001 - P
     record = Record(opts.root)
     todo = [t for t in tlist if t.problem is None]
     for t in todo:
-        record.remember(t.address, t.vendor_id, t.device_id, _current(node, t.address), t.planned_driver)
+        record.remember(t.address, t.vendor_id, t.device_id, node.current_driver(t.address), t.planned_driver)
     record_problem = None
     try:
         record.save()  # before the first unbind: a crash mid-run must not lose it
@@ -155,9 +117,9 @@ def _bind_locked(opts: Options, node: Node, plan) -> Result:  # noqa: ANN001 - P
         record_problem = f"previous driver not recorded ({record.path}: {exc.strerror or exc})"
         log.warning("%s", record_problem)
 
-    need = [t for t in todo if _current(node, t.address) != VFIO]
-    waiter = opts.waiter or (driver.UdevWaiter(node, opts.clock) if opts.real_root else driver.Waiter(node, opts.clock))
-    modprobe = opts.modprobe or (driver.run_modprobe if opts.real_root else None)
+    need = [t for t in todo if node.current_driver(t.address) != VFIO]
+    waiter = opts.make_waiter(node)
+    modprobe = opts.make_modprobe()
     vfio_problem = driver.ensure_driver_loaded(node, waiter, modprobe, opts.timeout) if need else None
     if need:
         waiter.start()
@@ -176,7 +138,7 @@ def _bind_locked(opts: Options, node: Node, plan) -> Result:  # noqa: ANN001 - P
 def _one(node: Node, t: Target, record: Record, waiter: driver.Waiter, timeout: float,
          vfio_problem: str | None, record_problem: str | None) -> DeviceResult:
     prev = record.get(t.address, t.vendor_id, t.device_id)
-    r = DeviceResult(t.address, t.vendor_id, t.device_id, SKIPPED, t.problem, _current(node, t.address),
+    r = DeviceResult(t.address, t.vendor_id, t.device_id, SKIPPED, t.problem, node.current_driver(t.address),
                      prev.driver if prev else None)
     if t.problem is not None:
         return r
@@ -215,11 +177,11 @@ def _finish(opts: Options, status: BindStatus, writes_before: int, shown: BindSt
     """Say one line per device of this run (`shown`), write `status` for the boot."""
     shown = shown or status
     for s in shown.sriov:
-        _say(opts, _sriov_line(s))
+        opts.say(_sriov_line(s))
         log.info("%s", _sriov_line(s))
     for d in sorted(shown.devices, key=lambda d: d.address):
         line = _line(d)
-        _say(opts, line)
+        opts.say(line)
         (log.info if d.status in (BOUND, ALREADY_BOUND) else log.warning)("%s", line)
     write_status(opts.root, status)
     writes = len(opts.io.writes) - writes_before

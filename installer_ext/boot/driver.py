@@ -61,12 +61,6 @@ class Waiter:
     def close(self) -> None:
         pass
 
-    def _driver(self, address: str) -> str | None:
-        try:
-            return self.node.driver(address)
-        except ValueError:
-            return None
-
     def _pause(self, remaining: float) -> None:
         self.clock.sleep(min(self.interval, remaining))
 
@@ -74,7 +68,7 @@ class Waiter:
         """The driver once `want(driver)` holds, or the last one seen at the deadline."""
         deadline = self.clock.now() + timeout
         while True:
-            drv = self._driver(address)
+            drv = self.node.current_driver(address)
             if want(drv):
                 return drv
             remaining = deadline - self.clock.now()
@@ -178,7 +172,7 @@ def bind(node: Node, address: str, waiter: Waiter, timeout: float) -> Outcome:
         step = "drivers_probe"
         io.write(node.drivers_probe, address)
     except OSError as exc:
-        now = waiter._driver(address)
+        now = node.current_driver(address)
         left = "; left without a driver (`installer-ext unbind` gives it back)" if now is None else ""
         return Outcome(False, True, f"writing {step}: {_err(exc)}{left}", now)
     got = waiter.wait(address, lambda d: d == VFIO, timeout)
@@ -237,8 +231,8 @@ def release(node: Node, address: str, previous: str | None, waiter: Waiter, time
                 step = "driver_override"
                 io.write(node.dev(address, "driver_override"), "\n")
     except OSError as exc:
-        return Outcome(False, True, f"writing {step}: {_err(exc)}", waiter._driver(address))
-    now = waiter._driver(address)
+        return Outcome(False, True, f"writing {step}: {_err(exc)}", node.current_driver(address))
+    now = node.current_driver(address)
     if now == VFIO:
         return Outcome(False, True, f"{VFIO} took it again", now)
     if previous is not None and now != previous:

@@ -102,6 +102,13 @@ class Node:
             raise ValueError(f"driver link of {address} points to {link!r}")
         return name
 
+    def current_driver(self, address: str) -> str | None:
+        """`driver()` for reports: None also when the device or its link is odd."""
+        try:
+            return self.driver(address) if self.exists(address) else None
+        except ValueError:
+            return None
+
     def driver_loaded(self, name: str) -> bool:
         return self.io.isdir(self.driver_dir(name))
 

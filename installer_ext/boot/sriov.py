@@ -32,6 +32,14 @@ def _read_vfs(node: Node, pf: str, count: int) -> list[str] | None:
     return None if any(v is None for v in vfs) else [v for v in vfs if v is not None]
 
 
+def current_vfs(node: Node, pf: str) -> list[str] | None:
+    """The VFs the PF has now (read only), None when it has no readable count."""
+    if not node.exists(pf):
+        return None
+    num = node.sriov_num(pf)
+    return None if num is None else _read_vfs(node, pf, num)
+
+
 def _precheck(node: Node, s: SriovPlan) -> str | None:
     a = s.address
     if not node.exists(a):

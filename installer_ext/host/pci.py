@@ -54,6 +54,14 @@ def _hex_id(text: str | None, digits: int) -> str | None:
     return t
 
 
+def _vf_device(text: str | None) -> str | None:
+    """sriov_vf_device is printed with %x: `10` means 0010."""
+    value = parse_int(text, 16) if text is not None else None
+    if value is None or not 0 <= value <= 0xFFFF:
+        return None
+    return f"{value:04x}"
+
+
 def _parse_uevent(text: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if text:
@@ -162,7 +170,7 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
                 num_vfs=num,
                 offset=parse_int(_read(base + "/sriov_offset", 32)),
                 stride=parse_int(_read(base + "/sriov_stride", 32)),
-                vf_device_id=_hex_id(_read(base + "/sriov_vf_device", 32), 4),
+                vf_device_id=_vf_device(_read(base + "/sriov_vf_device", 32)),
                 drivers_autoprobe=None if autoprobe is None else autoprobe == 1,
             )
 

@@ -10,9 +10,10 @@ spread their retries instead of hitting the API server in step.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -67,3 +68,29 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+
+def poll(
+    check: Callable[[], tuple[bool, str]],
+    deadline: Deadline,
+    backoff: Backoff,
+    clock: Clock,
+    what: str,
+    logger: logging.Logger,
+) -> tuple[bool, str, int]:
+    """Call `check` until it says done or the deadline passes, sleeping the backoff's
+    delays in between and logging one progress line per attempt.
+    Returns (done, last reason, attempts)."""
+    delays = backoff.delays()
+    attempt = 0
+    while True:
+        attempt += 1
+        done, why = check()
+        if done:
+            return True, why, attempt
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            return False, why, attempt
+        delay = min(next(delays), remaining)
+        logger.info("%s, attempt %d (%.0fs elapsed): %s; next check in %.1fs", what, attempt, deadline.elapsed(), why, delay)
+        clock.sleep(delay)

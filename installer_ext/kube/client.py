@@ -310,11 +310,11 @@ class KubeClient:
             "PATCH", res.path(meta["name"], meta.get("namespace")), query=query, obj=obj, content_type=APPLY_PATCH
         )
 
-    def served_resources(self, group: str, version: str) -> set[str] | None:
+    def served_resources(self, group: str, version: str, retry: bool = True) -> set[str] | None:
         """Plural names the API serves in group/version; None when it serves none."""
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            doc = self.request("GET", path)
+            doc = self.request("GET", path, retry=retry)
         except ApiError as exc:
             if exc.not_found:
                 return None

@@ -246,7 +246,7 @@ def build(m: Machine, root: str) -> str:
             _w(os.path.join(p, "sriov_numvfs"), f"{d.num_vfs}\n")
             _w(os.path.join(p, "sriov_offset"), f"{d.vf_offset}\n")
             _w(os.path.join(p, "sriov_stride"), f"{d.vf_stride}\n")
-            _w(os.path.join(p, "sriov_vf_device"), f"{d.vf_device}\n")
+            _w(os.path.join(p, "sriov_vf_device"), f"{int(d.vf_device, 16):x}\n")  # %x, as the kernel
             _w(os.path.join(p, "sriov_drivers_autoprobe"), "1\n" if d.autoprobe else "0\n")
         if d.physfn:
             _ln(dev_path(by_addr[d.physfn]), os.path.join(p, "physfn"))

@@ -1,0 +1,108 @@
+"""`installer-ext unbind`: give every device of the plan back to its host driver.
+
+For each planned device (VFs found through their PF's `virtfnN` links) that is still
+the planned vendor:device: unbind it from vfio-pci, reprobe it for the driver recorded
+at its first bind (else the install-time driver from the plan, else whatever native
+driver matches), clear `driver_override`, and check the result. No group checks: giving
+a device back to the host is always allowed. Idempotent: a device not on vfio-pci and
+without our override is left alone. VF counts are left as they are.
+
+A device in use by a VM cannot be given back: vfio-pci's unbind waits in the kernel
+until the VM releases it (it asks QEMU to unplug it). Stop the VMs first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from installer_ext.boot import driver, sriov, targets
+from installer_ext.boot.lock import run_lock
+from installer_ext.boot.node import VFIO, Node
+from installer_ext.boot.options import Options
+from installer_ext.boot.planfile import load_plan
+from installer_ext.boot.record import FAILED, SKIPPED, DeviceResult, Record
+
+log = logging.getLogger(__name__)
+
+RELEASED = "released"
+ALREADY_RELEASED = "already-released"
+
+
+@dataclass
+class UnbindResult:
+    devices: list[DeviceResult] = field(default_factory=list)
+    message: str = ""
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(d.status in (RELEASED, ALREADY_RELEASED) for d in self.devices)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "devices": [d.to_json() for d in sorted(self.devices, key=lambda d: d.address)]}
+
+
+def _line(d: DeviceResult) -> str:
+    head = f"{d.address} [{d.vendor_id}:{d.device_id}]"
+    if d.status == RELEASED:
+        text = f"{head}: given back, now on {d.driver or 'no driver'}"
+    elif d.status == ALREADY_RELEASED:
+        text = f"{head}: not on {VFIO} (on {d.driver or 'no driver'}), nothing to do"
+    else:
+        text = f"{head}: {d.status}"
+    return text + (f": {d.reason}" if d.reason else "")
+
+
+def unbind(opts: Options) -> UnbindResult:
+    """One unbind run. Raises BadInput for a bad plan (nothing touched)."""
+    plan = load_plan(opts.plan_file())
+    node = Node(opts.root, opts.io)
+    result = UnbindResult()
+    with run_lock(opts.root, opts.clock):
+        before = len(opts.io.writes)
+        vfs_of = {s.address: sriov.current_vfs(node, s.address) for s in plan.sriov}
+        tlist = targets.build(node, plan, vfs_of, {s.address: "no VFs now" for s in plan.sriov})
+        if opts.address is not None:
+            tlist = [t for t in tlist if t.address == opts.address]
+        record = Record(opts.root)
+        waiter = opts.make_waiter(node)
+        modprobe = opts.make_modprobe()
+        waiter.start()
+        try:
+            for t in tlist:
+                prev = record.get(t.address, t.vendor_id, t.device_id)
+                previous = prev.driver if prev else (t.planned_driver if t.planned_driver != VFIO else None)
+                r = DeviceResult(t.address, t.vendor_id, t.device_id, SKIPPED, None, node.current_driver(t.address), previous)
+                if t.problem is None and not node.exists(t.address):
+                    t.problem = "not present on this boot"
+                if t.problem is None:
+                    vid, did = node.ids(t.address)
+                    if (vid, did) != (t.vendor_id, t.device_id):
+                        t.problem = f"holds {vid}:{did}, the plan expects {t.ids}; not touched"
+                if t.problem is not None:
+                    r.reason = t.problem
+                else:
+                    try:
+                        out = driver.release(node, t.address, previous, waiter, opts.timeout, modprobe)
+                    except ValueError as exc:  # a driver link that names no driver
+                        out = driver.Outcome(False, False, str(exc), None)
+                    r.driver = out.driver
+                    r.reason = out.reason
+                    r.status = (RELEASED if out.changed else ALREADY_RELEASED) if out.ok else FAILED
+                result.devices.append(r)
+        finally:
+            waiter.close()
+        result.writes = len(opts.io.writes) - before
+    for d in sorted(result.devices, key=lambda d: d.address):
+        line = _line(d)
+        opts.say(line)
+        (log.info if d.status in (RELEASED, ALREADY_RELEASED) else log.warning)("%s", line)
+    n = {k: sum(1 for d in result.devices if d.status == k) for k in (RELEASED, ALREADY_RELEASED, SKIPPED, FAILED)}
+    result.message = (
+        f"unbind: {n[RELEASED]} given back, {n[ALREADY_RELEASED]} already off {VFIO}, "
+        f"{n[SKIPPED]} skipped, {n[FAILED]} failed; "
+        + (f"{result.writes} sysfs writes" if result.writes else "nothing changed")
+    )
+    return result

@@ -1,0 +1,69 @@
+"""Steps 2 and 3: Harvester Setting objects and Addons.
+
+Settings (`harvesterhci.io/v1beta1`, cluster-scoped, `value` at the top level) are
+written with optimistic concurrency: GET; 404 -> create; a different value -> PUT the
+object just read (its resourceVersion guards it); 409 on create (someone created it
+first) or on update (someone wrote it since our GET) -> read again and retry, a bounded
+number of times. Nothing is lost: a concurrent writer's fields are in what we re-read.
+
+Addons are only ever enabled, with a merge patch of `spec.enabled` (a patch of one field
+cannot overwrite anyone else's change); a missing Addon is a warning, not a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from installer_ext.errors import ExtError
+from installer_ext.firstboot.objects import ADDONS, SETTINGS
+from installer_ext.kube.client import KubeClient
+from installer_ext.kube.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+ENABLED, ALREADY_ENABLED, ABSENT = "enabled", "already-enabled", "absent"
+
+
+def ensure_setting(client: KubeClient, name: str, value: str, max_tries: int = 10) -> str:
+    for attempt in range(1, max_tries + 1):
+        current = client.get(SETTINGS, name)
+        if current is None:
+            obj = {"apiVersion": SETTINGS.api_version, "kind": SETTINGS.kind, "metadata": {"name": name}, "value": value}
+            try:
+                client.create(SETTINGS, obj)
+            except ApiError as exc:
+                if exc.already_exists:
+                    log.info("setting %s: created by someone else meanwhile, reading it again", name)
+                    continue
+                raise
+            log.info("setting %s: created with value %r", name, value)
+            return CREATED
+        if current.get("value") == value:
+            log.info("setting %s: already %r", name, value)
+            return UNCHANGED
+        old = current.get("value")
+        current["value"] = value
+        try:
+            client.replace(SETTINGS, current)
+        except ApiError as exc:
+            if exc.conflict:
+                log.info("setting %s: changed since read (attempt %d), reading it again", name, attempt)
+                continue
+            raise
+        log.info("setting %s: %r -> %r", name, old, value)
+        return UPDATED
+    raise ExtError(f"setting {name}: still conflicting after {max_tries} tries")
+
+
+def ensure_addon(client: KubeClient, name: str, namespace: str) -> str:
+    current = client.get(ADDONS, name, namespace)
+    if current is None:
+        log.warning("addon %s/%s not found: not installed on this Harvester, left alone", namespace, name)
+        return ABSENT
+    if (current.get("spec") or {}).get("enabled") is True:
+        log.info("addon %s/%s: already enabled", namespace, name)
+        return ALREADY_ENABLED
+    client.merge_patch(ADDONS, name, {"spec": {"enabled": True}}, namespace)
+    log.info("addon %s/%s: enabled", namespace, name)
+    return ENABLED
