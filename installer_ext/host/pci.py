@@ -203,7 +203,9 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
             parent = parts[1]
 
     info = config_space.UNREADABLE
-    if want_config:
+    # Bridges' ACS is read even with the IOMMU on: it tells whether VFs created later
+    # will be isolated from their PF.
+    if want_config or (class_id is not None and class_id.startswith("0604")):
         cfg_path = base + "/config"
         info = config_space.parse_config(root.read_bytes(cfg_path, 256))
         if info.complete and info.pcie_type is not None and (
