@@ -2,7 +2,8 @@
 
 Layout under STATE_DIR (default ROOT/usr/local/lib/installer-ext/firstboot, persistent):
   steps/<step>.json  {"step", "status": done|skipped|failed, "inputs", "result", "at"}
-  done.json          the summary; its presence ends first boot (the unit's condition)
+  done               the summary (JSON); its presence ends first boot: the rendered unit
+                     has ConditionPathExists=!STATE_DIR/done
   lock               flock: one run at a time
 
 Every file is written with `atomic_write`, so a kill -9 or a power cut leaves the old
@@ -29,6 +30,7 @@ from installer_ext.fsutil import atomic_write
 log = logging.getLogger(__name__)
 
 DONE = "done"
+DONE_MARKER = "done"  # file name; render's firstboot unit tests for it
 SKIPPED = "skipped"
 FAILED = "failed"
 
@@ -45,7 +47,7 @@ class StateDir:
     def __init__(self, path: str) -> None:
         self.path = path
         self.steps_dir = os.path.join(path, "steps")
-        self.done_path = os.path.join(path, "done.json")
+        self.done_path = os.path.join(path, DONE_MARKER)
 
     def done(self) -> dict[str, Any] | None:
         try:
