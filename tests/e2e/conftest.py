@@ -1,0 +1,75 @@
+"""Real-kernel tests: every test here carries the `e2e` marker and needs QEMU.
+
+Without qemu-system-x86_64 (or busybox-static, cpio, or a way to fetch the kernel) the
+tests skip with a one-line reason on a developer machine, and FAIL in CI (CI or
+INSTALLER_EXT_CI set): CI must never pass by skipping. `.ci/e2e-setup` installs it all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from . import assets, qemu
+
+SETUP_HINT = "run .ci/e2e-setup (apt-get install qemu-system-x86 busybox-static cpio kmod)"
+
+
+def in_ci() -> bool:
+    return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no") for v in ("CI", "INSTALLER_EXT_CI"))
+
+
+def missing_requirement() -> str | None:
+    """Why this machine cannot run the suite, in one line; None when it can."""
+    if shutil.which(qemu.QEMU) is None:
+        return f"{qemu.QEMU} not found"
+    if not Path(assets.BUSYBOX).is_file():
+        return f"{assets.BUSYBOX} not found (busybox-static)"
+    if shutil.which("cpio") is None:
+        return "cpio not found"
+    if shutil.which("timeout") is None:
+        return "timeout (coreutils) not found"
+    cache = assets.cache_dir()
+    if not assets.cached_kernels(cache) and not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        return f"no guest kernel in {cache} and no apt-get/dpkg-deb to fetch one"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _unavailable(reason: str):
+    if in_ci():
+        pytest.fail(f"e2e: {reason}; CI must not skip: {SETUP_HINT}", pytrace=False)
+    pytest.skip(f"e2e: {reason} ({SETUP_HINT})")
+
+
+@pytest.fixture(scope="session")
+def e2e_assets() -> assets.Assets:
+    """The guest kernel and initramfs (fetched and built once, then cached)."""
+    reason = missing_requirement()
+    if reason:
+        _unavailable(reason)
+    try:
+        return assets.ensure()
+    except assets.AssetError as e:
+        pytest.fail(f"e2e assets: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def e2e_kmod() -> None:
+    """For boots with modprobe="kmod": the guest runs this machine's kmod."""
+    if shutil.which("kmod") is None and not Path("/sbin/modprobe").is_file():
+        _unavailable("kmod not found (boot-time vfio-pci.ids needs kmod's modprobe)")
+
+
+@pytest.fixture(autouse=True)
+def _e2e_available(e2e_assets):
+    """Every e2e test needs the assets: skip or fail before anything boots."""

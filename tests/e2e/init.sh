@@ -1,0 +1,77 @@
+#!/bin/sh
+# /init of the e2e initramfs (busybox-static). tests/e2e/qemu.py writes the job into the
+# writable 9p share `out`; this script:
+#   1. loads the modules for the shares, mounts `out` at /job and reads /job/boot.env;
+#   2. mounts the host root (9p `hostroot`, read-only, cache=loose) under a tmpfs overlay
+#      at /newroot, bind-mounts /proc /sys /dev, fresh tmpfs on /run and /tmp, the job at
+#      /run/e2e, the guest kernel's modules at /lib/modules/$(uname -r), and copies the
+#      job's files/ tree over the root;
+#   3. loads the device drivers in E2E_DRIVERS order, with busybox modprobe or, when
+#      E2E_MODPROBE=kmod, the host's kmod (/sbin/modprobe in the chroot: it reads
+#      /etc/modprobe.d, softdeps and `vfio-pci.ids=` from /proc/cmdline like a real system);
+#   4. runs /run/e2e/hook.sh in the chroot under a timeout, output to /job/hook.log,
+#      exit status to /job/hook.rc and the console marker E2E-HOOK-RC=<n>;
+#   5. powers off. QEMU's exit status means nothing; the markers and files do.
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec 0</dev/console 1>/dev/console 2>&1
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+
+die() {
+    echo "E2E-INIT-FAILED: $*"
+    sync
+    poweroff -f
+    sleep 10
+}
+
+KVER=$(uname -r)
+echo "E2E-INIT-START $KVER"
+modprobe -a virtio_pci 9pnet_virtio 9p overlay || die "modules for the 9p shares"
+mkdir -p /job /host /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /job || die "mount the out share"
+[ -r /job/boot.env ] || die "no boot.env in the out share"
+. /job/boot.env
+
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host ||
+    die "mount the host root"
+mount -t tmpfs -o mode=0755 tmpfs /rw && mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /newroot ||
+    die "overlay over the host root"
+for d in proc sys dev; do mount --bind /$d /newroot/$d || die "bind /$d"; done
+mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+mkdir -p /newroot/run/e2e && mount --bind /job /newroot/run/e2e || die "bind the job"
+# lib/modules: /newroot/lib may be a relative symlink (merged /usr); mkdir follows it.
+mkdir -p "/newroot/lib/modules/$KVER" &&
+    mount --bind "/lib/modules/$KVER" "/newroot/lib/modules/$KVER" || die "bind the modules"
+if [ -d /job/files ]; then
+    cp -a /job/files/. /newroot/ || die "copy the job's files"
+fi
+
+echo "E2E-DRIVERS $E2E_MODPROBE: $E2E_DRIVERS"
+if [ "$E2E_MODPROBE" = kmod ]; then
+    # The full paths: busybox sh would run its own applet for a bare `modprobe`.
+    # Test inside the chroot: the host's /sbin/modprobe is an absolute symlink.
+    chroot /newroot /bin/sh -c '[ -x /sbin/modprobe ] && [ -x /sbin/depmod ]' ||
+        die "kmod asked for but the host root has no /sbin/modprobe (apt-get install kmod)"
+    chroot /newroot /sbin/depmod "$KVER" || die "depmod"
+    for m in $E2E_DRIVERS; do
+        chroot /newroot /sbin/modprobe "$m" || die "kmod modprobe $m"
+    done
+else
+    for m in $E2E_DRIVERS; do
+        modprobe "$m" || die "modprobe $m"
+    done
+fi
+
+echo "E2E-HOOK-START"
+timeout "$E2E_HOOK_TIMEOUT" chroot /newroot /bin/sh -c 'cd "$E2E_CWD" && exec /bin/sh /run/e2e/hook.sh' \
+    >/job/hook.log 2>&1 </dev/null
+rc=$?
+dmesg >/job/dmesg.txt 2>&1
+echo "$rc" >/job/hook.rc
+sync
+echo "E2E-HOOK-RC=$rc"
+poweroff -f
+sleep 10
