@@ -10,6 +10,7 @@ path or a command before it has passed the strict patterns here.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import logging
 import os
@@ -179,6 +180,8 @@ def read_yaml(path: str) -> Any:
         raise BadInput(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise BadInput(f"{path}: nested too deeply") from None
+    if doc is None:
+        raise BadInput(f"{path}: empty file (only comments); expected an install config with a {SECTION} section")
     _check_shape(doc, path)
     return doc
 
@@ -218,6 +221,7 @@ def _expected(schema: dict[str, Any]) -> str:
     return f"of type {t}" if t else "valid here"
 
 
+@functools.lru_cache(maxsize=1)
 def _schema_validator():
     import jsonschema  # imported here: `detect` must not pay for it
 
