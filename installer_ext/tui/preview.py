@@ -7,10 +7,14 @@ them gives a preview one can read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import urwid
 import yaml
 
 from installer_ext.plan import model as pm
 from installer_ext.report import short_address
+from installer_ext.tui.form import MessagePanel, fitting, title_widget
 from installer_ext.tui.session import SECTION, Session
 from installer_ext.tui.words import device_words, shorten
 
@@ -27,7 +31,8 @@ def _bind(e: pm.Passthrough) -> str:
 
 
 def preview_lines(s: Session, output: str | None) -> list[tuple[str, str]]:
-    """(style, text) lines; styles: head, text, warn, code."""
+    """(style, text) lines; styles: head, text, warn, code. Leading spaces are the
+    indent, kept for the wrapped part of a long line too."""
     p = s.plan
     f = s.facts
     out: list[tuple[str, str]] = []
@@ -97,7 +102,55 @@ def preview_lines(s: Session, output: str | None) -> list[tuple[str, str]]:
         for w in p.warnings:
             line("  " + shorten(w), "warn")
     line("")
-    head(f"Written to {output}" if output else "Printed on leaving the screen")
+    head(f"Enter writes this to {output}" if output else "Enter prints this on leaving the screen")
     for t in section_yaml(s.section()).splitlines():
         line("  " + t, "code")
     return out
+
+
+PREVIEW_FOOTERS = (
+    "Up/Down/PgUp/PgDn scroll  Enter confirm and write  Esc back to the devices",
+    "Arrows scroll  Enter confirm and write  Esc back",
+    "Enter write  Esc back",
+)
+
+
+def _line(style: str, text: str) -> urwid.Widget:
+    body = text.lstrip(" ")
+    indent = 1 + len(text) - len(body)
+    return urwid.AttrMap(urwid.Padding(urwid.Text(body), left=indent), style)
+
+
+class Preview(urwid.WidgetWrap):
+    """The confirmation screen: the preview lines in a scrolling list; Enter confirms
+    and writes, Esc goes back to the devices."""
+
+    def __init__(self, lines: list[tuple[str, str]], on_confirm: Callable[[], None], on_back: Callable[[], None]) -> None:
+        self._on_confirm = on_confirm
+        self._on_back = on_back
+        self.lines = lines
+        body = urwid.ListBox(urwid.SimpleFocusListWalker([_line(st, t) for st, t in lines]))
+        self.message = MessagePanel()
+        self.footer = urwid.Text(" " + PREVIEW_FOOTERS[0], wrap=urwid.WrapMode.ELLIPSIS)
+        frame = urwid.Frame(
+            body,
+            header=title_widget("Confirm: what will be written"),
+            footer=urwid.Pile([self.message, urwid.AttrMap(self.footer, "footer")]),
+        )
+        super().__init__(frame)
+
+    def keypress(self, size, key):
+        key = super().keypress(size, key)
+        if key == "enter":
+            self._on_confirm()
+            return None
+        if key == "esc":
+            self._on_back()
+            return None
+        return key
+
+    def render(self, size, focus=False):
+        text = fitting(PREVIEW_FOOTERS, size[0])
+        if self.footer.text != text:
+            self.footer.set_text(text)
+        return super().render(size, focus)

@@ -137,8 +137,7 @@ class Session:
 
     @staticmethod
     def refusal_line(r: pm.Refusal) -> str:
-        who = short_address(r.address) if r.address else "this host"
-        return f"{who}: {r.reason}"
+        return f"{short_address(r.address)}: {r.reason}" if r.address else r.reason
 
     # -- state -----------------------------------------------------------------------
     @property

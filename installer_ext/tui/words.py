@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from installer_ext.config.model import InstallInfo
+from installer_ext.host import model as hm
 from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.plan import model as pm
 from installer_ext.report import short_address
@@ -42,7 +43,7 @@ def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = Fals
     if io.state == "enabled":
         iommu = f"IOMMU on ({len(facts.groups)} groups)"
     elif io.state == "available":
-        iommu = f"IOMMU off now, on after install ({'/'.join(io.firmware_tables) or 'firmware'} table)"
+        iommu = f"IOMMU on after install ({'/'.join(io.firmware_tables) or 'firmware'})"
     else:
         iommu = "IOMMU absent"
     ir = {True: "interrupt remapping on", False: "interrupt remapping OFF", None: "interrupt remapping unknown"}[
@@ -62,9 +63,9 @@ def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = Fals
             )
         )
     else:
-        meaning = "Devices marked [ ] can go to VMs; a device always goes with its whole IOMMU group."
+        meaning = "[ ] can go to VMs; a device always goes with its whole IOMMU group."
         if io.state == "available":
-            meaning += " Groups (*) are predicted and checked again before anything is bound."
+            meaning += " Groups* are predicted, checked again before binding."
         out.append(HostLine("text", meaning))
         if io.interrupt_remapping is False and not allow_unsafe:
             out.append(
@@ -81,7 +82,7 @@ def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = Fals
         out.append(
             HostLine(
                 "text",
-                f"Not chosen yet: {' and '.join(missing)}. Devices that may hold them are blocked for now.",
+                f"{' and '.join(missing).capitalize()} not chosen yet: the candidates are blocked.",
             )
         )
     return out
@@ -95,20 +96,40 @@ class RowState:
     style: str
 
 
-def _short_reason(reason: str) -> str:
-    """The first clause of a reason: `boot display (boot_vga): the console ...` ->
-    `boot display`. Addresses keep their colons."""
-    text = shorten(reason)
-    for sep in ("; ", ": ", " ("):
-        cut = text.find(sep)
+def _short_reason(reason: str, code: str = "") -> str:
+    """A few words for the row; the details line under the list has the full reason."""
+    text = shorten(reason.split("; ", 1)[0])
+    first = text
+    for sep in (": ", " ("):
+        cut = first.find(sep)
         if cut > 0:
-            text = text[:cut]
-    if "may become the management network" in text:
-        text = "may be the management network (" + text.split(" ", 1)[0] + ")"
-    m = re.match(r"holds (/dev/\S+), which may be the install disk", text)
-    if m:
-        text = f"may hold the install disk ({m.group(1).rstrip(',')})"
-    return text
+            first = first[:cut]
+    if code == hm.BLOCK_BOOT_VGA:
+        return "boot display"
+    if code == hm.BLOCK_SRIOV_PF:
+        return "SR-IOV PF, stays on host"
+    if code == hm.BLOCK_NO_IOMMU:
+        return "no IOMMU"
+    if code == hm.BLOCK_UNKNOWN:
+        return "unreadable in sysfs"
+    if code == hm.BLOCK_HOST_GPU:
+        return "kept on host (hostGpus)"
+    if code == hm.BLOCK_SAME_GROUP:
+        m = re.match(r"same IOMMU group as (\S+)", text)
+        return f"same group as {m.group(1)}" if m else "same IOMMU group"
+    if code == hm.BLOCK_MGMT_NIC:
+        m = re.match(r"(\S+) has a link and may become", text)
+        if m:
+            return f"may be mgmt net ({m.group(1)})"
+        return first.replace("management network", "management net")
+    if code in (hm.BLOCK_INSTALL_DISK, hm.BLOCK_DATA_DISK):
+        m = re.match(r"holds /dev/(\S+?),? which may be the install disk", text)
+        if m:
+            return f"may be install disk ({m.group(1)})"
+        m = re.match(r"controller of (install|data) disk /dev/(\S+)", text)
+        if m:
+            return f"{m.group(1)} disk {m.group(2)}"
+    return first
 
 
 def _bind_words(e: pm.Passthrough) -> str:
@@ -129,15 +150,15 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
             first = None
             if g is not None:
                 first = next((x for x in g.passthrough if s.passthrough[x].why == pm.WHY_SELECTED), None)
-            short = f"to VMs: group of {short_address(first)}" if first else "to VMs: same group"
+            short = f"to VMs with {short_address(first)}" if first else "to VMs (same group)"
             why = f"same IOMMU group as {short_address(first)}" if first else "same IOMMU group"
         else:
-            short = f"to VMs: VF of {short_address(e.vf_of or '')}"
+            short = "to VMs (VF)"
             why = f"VF of {short_address(e.vf_of or '')} (SR-IOV)"
         return RowState("[x]", short, f"To VMs (vfio-pci): {why}; {_bind_words(e)}.", SELECTED)
     r = s.refused.get(a)
     if r is not None and r.fatal:
-        return RowState(" ! ", "refused: " + _short_reason(r.reason), "Refused: " + shorten(r.reason), REFUSED)
+        return RowState(" ! ", "refused: " + _short_reason(r.reason, r.code), "Refused: " + shorten(r.reason), REFUSED)
     if a in s.host_gpus:
         return RowState(
             "[ ]", "kept for containers", "Kept on the host driver for containers (GPU device plugin).", HOST
@@ -145,7 +166,7 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
     if dev.physfn is not None:
         if dev.blockers:
             b = dev.blockers[0]
-            return RowState("   ", _short_reason(b.reason), "Blocked: " + shorten(b.reason), BLOCKED)
+            return RowState("   ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
         return RowState(
             "   ",
             f"VF, host driver {dev.driver or 'none'}",
@@ -154,12 +175,12 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
         )
     b = s.blocked.get(a)
     if b is not None:
-        return RowState(" - ", _short_reason(b.reason), "Blocked: " + shorten(b.reason), BLOCKED)
+        return RowState(" - ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
     if a in s.selectable:
         return RowState("[ ]", "can go to VMs", "Can go to VMs: Space selects it with its IOMMU group.", NORMAL)
     if dev.blockers:
         b = dev.blockers[0]
-        return RowState(" - ", _short_reason(b.reason), "Blocked: " + shorten(b.reason), BLOCKED)
+        return RowState(" - ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
     return RowState("   ", "", "", NORMAL)
 
 
@@ -183,6 +204,5 @@ def device_words(dev: PciFunction) -> str:
 def group_words(gid: int | None, predicted: bool, count: int) -> str:
     if gid is None:
         return "No IOMMU group"
-    mark = "*" if predicted else ""
     fn = "function" if count == 1 else "functions"
-    return f"IOMMU group {gid}{mark}" + (" (predicted)" if predicted else "") + f", {count} {fn}"
+    return f"IOMMU group {gid}" + (" (predicted)" if predicted else "") + f", {count} {fn}"

@@ -1,0 +1,122 @@
+"""What the device list shows, as plain entries: group headers, functions, the SR-IOV
+line under each physical function, and its VFs when unfolded or matched by the filter.
+
+Built once per host (`Listing`), then `entries()` gives the rows for the current fold
+state and filter. Pure data: the widgets are made from entries in `devicelist`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from installer_ext.host.address import address_sort_key
+from installer_ext.host.model import HostFacts, PciFunction
+from installer_ext.report import short_address
+from installer_ext.tui.words import device_words
+
+HEADER = "group"
+DEVICE = "dev"
+VF = "vf"
+SRIOV = "sriov"
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # group | dev | vf | sriov
+    key: tuple
+    dev: PciFunction | None = None
+    gid: int | None = None
+    predicted: bool = False
+    count: int = 0
+
+
+@dataclass
+class _Section:
+    gid: int | None
+    predicted: bool
+    devices: list[PciFunction]
+
+
+class Listing:
+    """The host's functions arranged by IOMMU group, VFs under their PF."""
+
+    def __init__(self, facts: HostFacts) -> None:
+        self.facts = facts
+        present = {d.address for d in facts.devices}
+        self.vfs: dict[str, list[PciFunction]] = {}
+        top: list[PciFunction] = []
+        for d in facts.devices:
+            if d.physfn is not None and d.physfn in present:
+                self.vfs.setdefault(d.physfn, []).append(d)
+            else:
+                top.append(d)
+        for lst in self.vfs.values():
+            lst.sort(key=lambda d: address_sort_key(d.address))
+        by_gid: dict[int | None, list[PciFunction]] = {}
+        for d in top:
+            by_gid.setdefault(d.group, []).append(d)
+        self.sections = [
+            _Section(gid, facts.groups_predicted and gid is not None, sorted(devs, key=lambda d: address_sort_key(d.address)))
+            for gid, devs in sorted(by_gid.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+        ]
+        self.total = len(facts.devices)
+        self._search: dict[str, str] = {}
+
+    def is_pf(self, dev: PciFunction) -> bool:
+        return dev.sriov is not None and dev.sriov.total_vfs > 0
+
+    def search_text(self, dev: PciFunction) -> str:
+        text = self._search.get(dev.address)
+        if text is None:
+            text = " ".join(
+                x
+                for x in (
+                    dev.address,
+                    short_address(dev.address),
+                    dev.kind,
+                    device_words(dev),
+                    dev.vendor_name or "",
+                    dev.ids or "",
+                    dev.driver or "",
+                    " ".join(dev.net_interfaces),
+                    " ".join(dev.block_devices),
+                    "" if dev.group is None else f"group {dev.group}",
+                    "vf" if dev.physfn else "",
+                )
+                if x
+            ).lower()
+            self._search[dev.address] = text
+        return text
+
+    def entries(self, unfolded: set[str], needle: str = "", state_text=None) -> list[Entry]:
+        """Rows to show. `needle` filters functions (case-insensitive, against the
+        address, kind, names, ids, driver, interfaces, group and `state_text(dev)`)."""
+        needle = needle.strip().lower()
+
+        def match(dev: PciFunction) -> bool:
+            if not needle:
+                return True
+            if needle in self.search_text(dev):
+                return True
+            return state_text is not None and needle in state_text(dev).lower()
+
+        out: list[Entry] = []
+        for sec in self.sections:
+            rows: list[Entry] = []
+            for d in sec.devices:
+                vfs = self.vfs.get(d.address, [])
+                pf_match = match(d)
+                if needle:
+                    vf_rows = [v for v in vfs if match(v)]
+                else:
+                    vf_rows = vfs if d.address in unfolded else []
+                if not pf_match and not vf_rows:
+                    continue
+                rows.append(Entry(DEVICE, (DEVICE, d.address), d))
+                if self.is_pf(d) and pf_match:
+                    rows.append(Entry(SRIOV, (SRIOV, d.address), d))
+                rows.extend(Entry(VF, (VF, v.address), v) for v in vf_rows)
+            if rows:
+                out.append(Entry(HEADER, (HEADER, sec.gid), None, sec.gid, sec.predicted, len(sec.devices)))
+                out.extend(rows)
+        return out
