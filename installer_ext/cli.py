@@ -7,6 +7,7 @@ them, so `detect` starts fast on a big host.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -108,7 +109,31 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose modules are imported only when they run (the binder, the first-boot
+# client and the screen pull in pyudev, ssl, yaml or urwid): module, add-arguments
+# function, run function, help.
+LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "tui": ("installer_ext.tui.command", "add_arguments", "run",
+            "the install screen: choose devices, write the pciPassthrough section"),
+    "bind": ("installer_ext.boot.command", "add_bind_arguments", "run_bind",
+             "every boot: bind the plan's devices to vfio-pci (and create SR-IOV VFs)"),
+    "unbind": ("installer_ext.boot.command", "add_unbind_arguments", "run_unbind",
+               "give the plan's devices back to the drivers they had before"),
+    "firstboot": ("installer_ext.firstboot.command", "add_arguments", "run",
+                  "first boot: Harvester settings, addon, device claims, GPU device plugin"),
+}
+ORDER = ["detect", "plan", "render", "tui", "bind", "unbind", "firstboot", "schema"]
+
+
+def _lazy_runner(module: str, func: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run
+
+
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the `wanted` lazy command's module is imported for its options."""
     parser = argparse.ArgumentParser(
         prog="installer-ext",
         description="GPU drivers and PCI passthrough for the Harvester installer.",
@@ -118,35 +143,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log details and show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    root_help = "machine root holding sys/ and proc/ (default /)"
 
     def add(name: str) -> argparse.ArgumentParser:
-        func, help_text = COMMANDS[name]
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
+        if name in LAZY_COMMANDS:
+            module, add_args, func, help_text = LAZY_COMMANDS[name]
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            p.set_defaults(func=_lazy_runner(module, func))
+            if name == wanted:
+                getattr(importlib.import_module(module), add_args)(p)
+        else:
+            func, help_text = COMMANDS[name]
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            p.set_defaults(func=func)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
-    root_help = "machine root holding sys/ and proc/ (default /)"
-    p = add("detect")
-    p.add_argument("--root", default="/", help=root_help)
-    p.add_argument("--json", action="store_true", help="print the JSON report")
-
-    p = add("plan")
-    p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
-    p.add_argument("--root", default="/", help=root_help)
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-
-    p = add("render")
-    p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
-    p.add_argument("--root", default="/", help=root_help)
-    p.add_argument("--target", required=True, metavar="DIR", help="root of the installed system (its /oem is written)")
-
-    add("schema")
+    for name in ORDER:
+        p = add(name)
+        if name == "detect":
+            p.add_argument("--root", default="/", help=root_help)
+            p.add_argument("--json", action="store_true", help="print the JSON report")
+        elif name in ("plan", "render"):
+            p.add_argument("--config", required=True, metavar="FILE", help="install config YAML with a pciPassthrough section")
+            p.add_argument("--root", default="/", help=root_help)
+            if name == "plan":
+                p.add_argument("--json", action="store_true", help="print the plan as JSON")
+            else:
+                p.add_argument("--target", required=True, metavar="DIR", help="root of the installed system (its /oem is written)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(wanted)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(
