@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 from installer_ext.host import config_space
 from installer_ext.host.address import PCI_ADDRESS_RE, address_sort_key
@@ -62,22 +63,22 @@ def _vf_device(text: str | None) -> str | None:
     return f"{value:04x}"
 
 
+_UEVENT_RE = re.compile(r"^(DRIVER|PCI_CLASS|PCI_ID|PCI_SUBSYS_ID)=(.*)$", re.M)
+_ID_PAIR_RE = re.compile(r"([0-9a-f]{4}):([0-9a-f]{4})")
+_CLASS_RE = re.compile(r"[0-9a-f]{1,6}")
+
+
 def _parse_uevent(text: str | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if text:
-        for line in text.splitlines():
-            k, sep, v = line.partition("=")
-            if sep:
-                out[k] = v
-    return out
+    return dict(_UEVENT_RE.findall(text)) if text else {}
 
 
 def _ids_from_uevent(ev: dict[str, str], key: str) -> tuple[str | None, str | None]:
     raw = ev.get(key)
-    if not raw or ":" not in raw:
-        return None, None
-    a, _, b = raw.partition(":")
-    return _hex_id(a, 4), _hex_id(b, 4)
+    if raw:
+        m = _ID_PAIR_RE.fullmatch(raw.lower())
+        if m:
+            return m.group(1), m.group(2)
+    return None, None
 
 
 def _link_address(link: str | None) -> str | None:
@@ -124,7 +125,7 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
     if device_id is None:
         device_id = _hex_id(_read(base + "/device", 64), 4)
     pci_class = ev.get("PCI_CLASS")
-    class_id = _hex_id(pci_class.rjust(6, "0"), 6) if pci_class else None
+    class_id = pci_class.lower().rjust(6, "0") if pci_class and _CLASS_RE.fullmatch(pci_class.lower()) else None
     if class_id is None:
         class_id = _hex_id(_read(base + "/class", 64), 6)
     sub_vendor, sub_device = _ids_from_uevent(ev, "PCI_SUBSYS_ID")
