@@ -4,10 +4,10 @@ Everything lands in a cache dir (default ~/.cache/installer-ext-e2e, or
 $INSTALLER_EXT_E2E_CACHE) and is reused: once a kernel is unpacked and an initramfs
 built, later runs neither download nor rebuild anything.
 
-    cache/kernel/<ver>/vmlinuz              the kernel
-    cache/kernel/<ver>/lib/modules/<ver>/...    the needed modules and their modules.dep
-    cache/kernel/<ver>/complete             written last: the unpack finished
-    cache/initramfs-<hash>.cpio.gz          busybox + modules + /init, by content hash
+    cache/kernel/<ver>/vmlinuz                the kernel
+    cache/kernel/<ver>/lib/modules/<ver>/...  the needed modules and their modules.dep
+    cache/kernel/<ver>/complete               written last: the unpack finished
+    cache/initramfs-<hash>.cpio.gz            busybox + modules + /init, by content hash
 
 The kernel is the one Debian's `linux-image-amd64` points to (fetched with `apt-get
 download`, unpacked with `dpkg-deb -x`, never installed), unless $INSTALLER_EXT_E2E_KERNEL
@@ -56,7 +56,7 @@ class AssetError(RuntimeError):
 class Assets:
     kernel_version: str  # e.g. 6.1.0-56-amd64
     vmlinuz: Path
-    modules: Path  # .../<ver>: kernel/**.ko, modules.dep
+    modules: Path  # .../lib/modules/<ver>: kernel/**.ko, modules.dep
     initramfs: Path
 
 
@@ -104,6 +104,8 @@ def _apt_kernel_version() -> str:
 def pick_kernel(cache: Path) -> str:
     want = os.environ.get("INSTALLER_EXT_E2E_KERNEL")
     if want:
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.+~-]*", want):
+            raise AssetError(f"INSTALLER_EXT_E2E_KERNEL={want!r} is not a kernel version like 6.1.0-56-amd64")
         return want
     have = cached_kernels(cache)
     return have[-1] if have else _apt_kernel_version()
@@ -119,7 +121,7 @@ def _module_closure(dep_file: Path, names: tuple[str, ...]) -> list[str]:
         path, rest = line.split(":", 1)
         deps[path] = rest.split()
         by_name[_modname(path)] = path
-    out: list[str] = []
+    out: set[str] = set()
     todo = []
     for n in names:
         key = n.replace("-", "_")
@@ -129,7 +131,7 @@ def _module_closure(dep_file: Path, names: tuple[str, ...]) -> list[str]:
     while todo:
         p = todo.pop()
         if p not in out:
-            out.append(p)
+            out.add(p)
             todo.extend(deps.get(p, []))
     return sorted(out)
 
@@ -179,7 +181,11 @@ def fetch_kernel(cache: Path, ver: str) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        stage.rename(dest)
+        try:
+            stage.rename(dest)
+        except OSError:
+            if not (dest / "complete").is_file():  # else another run got there first
+                raise
     return dest
 
 
@@ -224,7 +230,15 @@ def build_initramfs(cache: Path, kdir: Path, ver: str) -> Path:
         with gzip.open(tmp_out, "wb", compresslevel=6) as f:
             f.write(cpio)
         tmp_out.rename(out)
+    _prune(cache, keep=out)
     return out
+
+
+def _prune(cache: Path, keep: Path, spare: int = 3) -> None:
+    """Drop all but the newest few initramfs builds (each /init edit makes one)."""
+    old = sorted(cache.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in [p for p in old if p != keep][spare:]:
+        p.unlink(missing_ok=True)
 
 
 def _cpio(root: Path, names: list[str]) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 
 from . import assets, qemu
 
-SETUP_HINT = "run .ci/e2e-setup (apt-get install qemu-system-x86 busybox-static cpio kmod)"
+SETUP_HINT = ".ci/e2e-setup installs it (qemu-system-x86 busybox-static cpio kmod)"
 
 
 def in_ci() -> bool:
@@ -38,6 +38,7 @@ def missing_requirement() -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
@@ -48,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 def _unavailable(reason: str):
     if in_ci():
         pytest.fail(f"e2e: {reason}; CI must not skip: {SETUP_HINT}", pytrace=False)
-    pytest.skip(f"e2e: {reason} ({SETUP_HINT})")
+    pytest.skip(f"e2e: {reason}; {SETUP_HINT}")
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +74,9 @@ def e2e_kmod() -> None:
 @pytest.fixture(autouse=True)
 def _e2e_available(e2e_assets):
     """Every e2e test needs the assets: skip or fail before anything boots."""
+
+
+def pytest_terminal_summary(terminalreporter):
+    if qemu.TIMINGS:
+        boots = ", ".join(f"{name} {wall:.1f}s (rc {rc})" for name, wall, rc in qemu.TIMINGS)
+        terminalreporter.write_line(f"e2e boots: {boots}")

@@ -5,7 +5,7 @@
 #   2. mounts the host root (9p `hostroot`, read-only, cache=loose) under a tmpfs overlay
 #      at /newroot, bind-mounts /proc /sys /dev, fresh tmpfs on /run and /tmp, the job at
 #      /run/e2e, the guest kernel's modules at /lib/modules/$(uname -r), and copies the
-#      job's files/ tree over the root;
+#      job's files/ tree over the root (in the chroot, so its symlinks resolve there);
 #   3. loads the device drivers in E2E_DRIVERS order, with busybox modprobe or, when
 #      E2E_MODPROBE=kmod, the host's kmod (/sbin/modprobe in the chroot: it reads
 #      /etc/modprobe.d, softdeps and `vfio-pci.ids=` from /proc/cmdline like a real system);
@@ -45,8 +45,10 @@ mkdir -p /newroot/run/e2e && mount --bind /job /newroot/run/e2e || die "bind the
 # lib/modules: /newroot/lib may be a relative symlink (merged /usr); mkdir follows it.
 mkdir -p "/newroot/lib/modules/$KVER" &&
     mount --bind "/lib/modules/$KVER" "/newroot/lib/modules/$KVER" || die "bind the modules"
+# File by file, inside the chroot: /sbin, /lib, /etc/alternatives/... are symlinks there.
 if [ -d /job/files ]; then
-    cp -a /job/files/. /newroot/ || die "copy the job's files"
+    chroot /newroot /bin/sh -c 'cd /run/e2e/files && find . ! -type d | while read -r f; do
+        mkdir -p "/${f%/*}" && cp -P "$f" "/$f" || exit 1; done' || die "copy the job's files"
 fi
 
 echo "E2E-DRIVERS $E2E_MODPROBE: $E2E_DRIVERS"

@@ -47,9 +47,13 @@ IOMMU_ON = ("intel_iommu=on", "iommu=pt")  # what the planner asks for on Intel
 
 BASE_CMDLINE = ("console=ttyS0", "panic=-1", "loglevel=4")
 
-QEMU = "qemu-system-x86_64"
+QEMU = os.environ.get("INSTALLER_EXT_E2E_QEMU") or "qemu-system-x86_64"  # e.g. a backports build
 
 _assets_lock = threading.Lock()
+
+# (job dir name, wall seconds, hook rc) of every boot in this process: the conftest
+# prints them at the end of a pytest run.
+TIMINGS: list[tuple[str, float, int | None]] = []
 
 
 def machine_args() -> list[str]:
@@ -102,12 +106,22 @@ class BootResult:
         p = self.job / "hook.log"
         return p.read_text(errors="replace") if p.is_file() else ""
 
+    def init_failure(self) -> str | None:
+        """What /init could not do before the hook ran (its E2E-INIT-FAILED line)."""
+        for line in self.console.splitlines():
+            if line.startswith("E2E-INIT-FAILED:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
     def diagnostics(self, lines: int = 60) -> str:
         log = "\n".join(self.hook_log().splitlines()[-lines:])
+        init = self.init_failure()
         return (
             f"hook rc={self.rc}, {self.wall_s:.1f}s, kernel args {' '.join(self.cmdline)}\n"
-            f"--- hook output (tail) ---\n{log}\n"
-            f"--- serial console (tail) ---\n{self.tail(lines)}"
+            + (f"/init failed: {init}\n" if init else "")
+            + f"job dir {self.job}\n"
+            + f"--- hook output (tail) ---\n{log}\n"
+            + f"--- serial console (tail) ---\n{self.tail(lines)}"
         )
 
     def check(self) -> "BootResult":
@@ -169,7 +183,10 @@ def boot(
     job = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="e2e-boot-"))
     job.mkdir(parents=True, exist_ok=True)
     out = job / "out"
-    out.mkdir(exist_ok=True)
+    for stale in (out, job / "files"):  # a reused workdir must not answer for this boot
+        if stale.exists():
+            shutil.rmtree(stale)
+    out.mkdir()
     for name in ("hook.rc", "hook.log", "dmesg.txt", "console.log"):
         (job / name).unlink(missing_ok=True)
 
@@ -195,8 +212,6 @@ def boot(
         + "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     )
     (job / "hook.sh").write_text(hook)
-    if (job / "files").exists():
-        shutil.rmtree(job / "files")
     for path, content in (files or {}).items():
         if not path.startswith("/") or ".." in Path(path).parts:
             raise ValueError(f"files: {path!r} is not an absolute guest path")
@@ -208,6 +223,9 @@ def boot(
             dest.write_text(content)
 
     cmdline = [*BASE_CMDLINE, *kernel_args]
+    for arg in kernel_args:
+        if not arg or any(c.isspace() for c in arg):
+            raise ValueError(f"kernel argument {arg!r} is empty or holds a space")
     console = job / "console.log"
     cmd = [
         "timeout", "--kill-after=5", str(boot_timeout + hook_timeout),
@@ -217,12 +235,13 @@ def boot(
         *machine_args(),
         "-fsdev", "local,id=fshost,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=fshost,mount_tag=hostroot,addr=01.0",
-        "-fsdev", f"local,id=fsout,path={job},security_model=none,multidevs=remap",
+        "-fsdev", f"local,id=fsout,path={_opt(job)},security_model=none,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=fsout,mount_tag=out,addr=02.0",
         "-kernel", str(a.vmlinuz),
         "-initrd", str(a.initramfs),
         "-append", " ".join(cmdline),
-        "-serial", f"file:{console}",
+        "-chardev", f"file,id=console,path={_opt(console)}",
+        "-serial", "chardev:console",
         "-monitor", "none",
     ]
     t0 = time.monotonic()
@@ -242,7 +261,13 @@ def boot(
             rc = int(rc_file.read_text().strip())
         except ValueError:
             rc = None
+    TIMINGS.append((job.name, wall, rc))
     return BootResult(rc=rc, out=out, job=job, console=text, wall_s=wall, cmdline=cmdline)
+
+
+def _opt(path: Path) -> str:
+    """A path inside a QEMU option value: a comma is written twice."""
+    return str(path).replace(",", ",,")
 
 
 def python_hook(code: str, name: str = "snippet.py", args: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
