@@ -277,6 +277,17 @@ def test_ids_mode_falls_back_to_address_when_the_native_driver_won(tmp_path):
     assert gpu.reason == "vfio-pci.ids did not claim it at boot (nvidia had it); bound by address"
 
 
+def test_override_set_by_the_udev_rule_is_not_rewritten(tmp_path):
+    # The rule set driver_override at "add", but the native driver had the device already.
+    k = machine(tmp_path)
+    k.io.write(os.path.join(k.devdir(GPU), "driver_override"), "vfio-pci")
+    k.io.writes.clear()
+    write_plan(k.root, gpu_plan())
+    assert run(k)[0].ok
+    gpu = [os.path.basename(p) for p, v in k.io.writes if GPU in p or v == GPU]
+    assert gpu == ["unbind", "drivers_probe"]
+
+
 def test_vfio_pci_is_loaded_with_a_fixed_modprobe(tmp_path):
     k = machine(tmp_path)
     os.system(f"rm -rf '{os.path.join(k.pci, 'drivers', 'vfio-pci')}'")

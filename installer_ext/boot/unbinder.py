@@ -46,10 +46,11 @@ class UnbindResult:
 
 def _line(d: DeviceResult) -> str:
     head = f"{d.address} [{d.vendor_id}:{d.device_id}]"
+    now = f"on {d.driver}" if d.driver else "without a driver"
     if d.status == RELEASED:
-        text = f"{head}: given back, now on {d.driver or 'no driver'}"
+        text = f"{head}: given back, now {now}"
     elif d.status == ALREADY_RELEASED:
-        text = f"{head}: not on {VFIO} (on {d.driver or 'no driver'}), nothing to do"
+        text = f"{head}: not on {VFIO} (now {now}), nothing to do"
     else:
         text = f"{head}: {d.status}"
     return text + (f": {d.reason}" if d.reason else "")
