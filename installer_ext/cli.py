@@ -121,8 +121,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "give the plan's devices back to the drivers they had before"),
     "firstboot": ("installer_ext.firstboot.command", "add_arguments", "run",
                   "first boot: Harvester settings, addon, device claims, GPU device plugin"),
+    "install-hook": ("installer_ext.render.commands", "add_hook_arguments", "run_hook_command",
+                     "on the installer ISO: render the screen's or the config's choices into the installed system"),
+    "kernel-args": ("installer_ext.render.commands", "add_kernel_args_arguments", "run_kernel_args",
+                    "on the node: keep the plan's kernel arguments in the grubenv"),
 }
-ORDER = ["detect", "plan", "render", "tui", "bind", "unbind", "firstboot", "schema"]
+ORDER = ["detect", "plan", "render", "tui", "bind", "unbind", "firstboot", "install-hook", "kernel-args", "schema"]
 
 
 def _lazy_runner(module: str, func: str) -> Callable[[argparse.Namespace], int]:

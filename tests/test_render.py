@@ -142,7 +142,11 @@ def test_grubenv_escapes_round_trip_with_grub_editenv(tmp_path):
 def test_yip_file_has_the_stages_and_files_it_claims(rendered):
     target, _ = rendered
     doc = yip(target)
-    assert list(doc["stages"]) == ["initramfs"]
+    assert list(doc["stages"]) == ["initramfs", "boot"]
+    [heal] = doc["stages"]["boot"]
+    assert heal["commands"] == [
+        "/usr/bin/python3 /oem/installer-ext/installer-ext.pyz kernel-args --plan /oem/installer-ext/plan.json --grubenv /oem/grubenv"
+    ]
     [step] = doc["stages"]["initramfs"]
     assert "installer_ext.skip=1" in step["if"]
     assert step["systemctl"]["enable"] == ["installer-ext-bind.service", "installer-ext-firstboot.service"]

@@ -51,6 +51,7 @@ def _common() -> dict[str, str]:
         "bind_instance": BIND_INSTANCE_UNIT.replace("@.service", "@"),
         "done_marker": _abs(paths.FIRSTBOOT_STATE_DIR) + "/done",
         "kubeconfig": paths.DEFAULT_KUBECONFIG,
+        "grubenv": paths.GRUBENV_FILE,
     }
 
 
