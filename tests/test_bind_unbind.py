@@ -94,6 +94,39 @@ def test_unbind_without_the_previous_driver_loaded_fails_cleanly(tmp_path):
     assert k.driver_of(GPU) is None and override(k, GPU) == "(null)\n"  # a later load can take it
     assert result.devices[1].status == "released"
     assert not result.ok
+    assert k.clock.sleeps == 0  # no wait for a driver that is not there
+
+
+def test_unbind_loads_the_previous_driver_by_modalias(tmp_path):
+    k = kernel(tmp_path)
+    write_plan(k.root, gpu_plan())
+    bind(opts(k))
+    os.system(f"rm -rf '{os.path.join(k.pci, 'drivers', 'nvidia')}'")
+    calls = []
+
+    def modprobe(argv):
+        calls.append(tuple(argv))
+        k.load_driver("nvidia")
+        k.probe(GPU)  # a module's init binds the devices that match (the override)
+        return 0, ""
+
+    result = unbind(opts(k, modprobe=modprobe))
+    assert result.ok and k.driver_of(GPU) == "nvidia"
+    assert calls == [("modprobe", "-b", "-q", "pci:v000010DEd00002206sv00001458sd0000403Bbc03sc00i00")]
+
+
+def test_record_without_a_driver_is_upgraded_once_one_is_seen(tmp_path):
+    k = kernel(tmp_path)
+    k.detach(GPU)  # the binder ran before the native module was loaded
+    data = gpu_plan()
+    data["passthrough"][0]["driver"] = None
+    write_plan(k.root, data)
+    bind(opts(k))
+    unbind(opts(k))  # no previous driver: the native one (loaded by now) takes it
+    assert k.driver_of(GPU) == "nvidia"
+    bind(opts(k))
+    with open(os.path.join(k.root, paths.BIND_RECORD_FILE)) as f:
+        assert json.load(f)["devices"][GPU]["previous_driver"] == "nvidia"
 
 
 def test_unbind_leaves_a_changed_device_alone(tmp_path):

@@ -220,7 +220,8 @@ def release(node: Node, address: str, previous: str | None, waiter: Waiter, time
                 if node.driver(address) is None:
                     step = "drivers_probe"
                     io.write(node.drivers_probe, address)
-                waiter.wait(address, lambda d: d is not None, timeout)
+                if node.driver_loaded(previous):  # a module's probe may be asynchronous
+                    waiter.wait(address, lambda d: d is not None, timeout)
             else:
                 step = "driver_override"
                 io.write(node.dev(address, "driver_override"), "\n")

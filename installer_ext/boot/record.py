@@ -196,9 +196,11 @@ class Record:
         return e
 
     def remember(self, address: str, vendor_id: str, device_id: str, current: str | None, planned: str | None) -> Previous:
-        """Record the previous driver unless this device already has an entry."""
+        """Record the previous driver unless this device already has one recorded. An
+        entry without a driver (none seen yet, e.g. the binder ran before udev loaded the
+        native module) is replaced once a real host driver is seen."""
         e = self.get(address, vendor_id, device_id)
-        if e is not None:
+        if e is not None and (e.driver is not None or current is None or current == VFIO):
             return e
         if current is not None and current != VFIO:
             e = Previous(vendor_id, device_id, current, "observed")
