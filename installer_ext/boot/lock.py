@@ -13,7 +13,7 @@ from installer_ext.boot.sysio import Clock
 from installer_ext.errors import ExtError
 
 LOCK_FILE = os.path.join(paths.RUN_DIR, "bind.lock")
-LOCK_WAIT = 120.0
+LOCK_WAIT = 90.0  # below the units' TimeoutStartSec (120 s): fail cleanly, not be killed
 
 
 @contextmanager
