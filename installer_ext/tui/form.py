@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import urwid
 
+from installer_ext.report import role as role_words
 from installer_ext.report import short_address
 from installer_ext.tui import rows as r
 from installer_ext.tui.devicelist import DeviceList, DeviceRow, EntryWalker, GroupHeader, RowLayout, SriovRow, Switch
@@ -195,17 +196,9 @@ class Form(urwid.WidgetWrap):
             return
         d = e.dev
         group = "-" if d.group is None else (f"{d.group}*" if d.iommu_group is None else str(d.group))
-        role = []
-        if d.net_interfaces:
-            role.append("net " + ",".join(d.net_interfaces))
-        if d.block_devices:
-            role.append("disk " + ",".join(d.block_devices))
-        if d.sriov is not None:
-            role.append(f"SR-IOV {d.sriov.num_vfs}/{d.sriov.total_vfs} VFs")
-            if d.address in self.listing.vfs:
-                role.append("Right: show VFs" if d.address not in self.unfolded else "Left: fold VFs")
-        if d.physfn:
-            role.append(f"VF of {short_address(d.physfn)}")
+        role = [role_words(d)] if role_words(d) else []
+        if d.address in self.listing.vfs:
+            role.append("Right: show VFs" if d.address not in self.unfolded else "Left: fold VFs")
         self.details.set_text(
             f" {short_address(d.address)} {d.ids or '????:????'} group {group}  {device_words(d)}"
             + (f"  [{'; '.join(role)}]" if role else "")

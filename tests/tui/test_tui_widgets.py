@@ -1,0 +1,271 @@
+"""Widget tests: the form and the preview rendered to a canvas at fixed sizes, driven
+by keypress, no terminal."""
+
+from __future__ import annotations
+
+import pytest
+import urwid
+from urwid.testing import press, render_runs, render_text, resolve_attr
+
+from installer_ext.config.model import Choices, SriovChoice
+from installer_ext.tui.devicelist import RowLayout
+from installer_ext.tui.form import Form
+from installer_ext.tui.palette import PALETTE
+from installer_ext.tui.preview import Preview, preview_lines, section_yaml
+
+SMALL, BIG = (80, 24), (200, 60)
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __getattr__(self, name):
+        return lambda *a: self.names.append(name)
+
+
+def make_form(session):
+    calls = Calls()
+    return Form(session, calls.next, calls.back), calls
+
+
+def screen(w, size=SMALL) -> list[str]:
+    return render_text(w, size, focus=True)
+
+
+def flat(rows: list[str]) -> str:
+    """The screen as one line of words (wrapped sentences joined)."""
+    return " ".join(" ".join(r.split()) for r in rows)
+
+
+def details(form, size=SMALL) -> str:
+    rows = screen(form, size)
+    i = next(i for i, row in enumerate(rows) if row.startswith("-" * 20))
+    return rows[i + 1]
+
+
+def row_of(rows: list[str], short: str) -> str:
+    return next(r for r in rows if f" {short} " in r[:16])
+
+
+def go_to(form, address: str, size=SMALL) -> None:
+    short = address[5:]
+    press(form, size, "tab") if form.body.focus_position != 3 else None
+    for key in ("down", "up"):
+        for _ in range(60):
+            if details(form, size).startswith(f" {short} "):
+                return
+            press(form, size, key)
+    raise AssertionError(f"{address} not reachable:\n" + "\n".join(screen(form, size)))
+
+
+@pytest.mark.parametrize("size", [SMALL, BIG])
+def test_the_form_fills_the_screen_with_title_host_switches_list_and_footer(session_of, size):
+    form, _ = make_form(session_of("intel-workstation"))
+    rows = screen(form, size)
+    assert len(rows) == size[1] and all(len(r) == size[0] for r in rows)
+    assert rows[0].startswith(" GPU drivers / PCI passthrough")
+    assert rows[1].startswith(" CPU Intel, virtualization on | IOMMU on (12 groups) | interrupt remapping on")
+    assert any("[ ] Enable PCI passthrough" in r and "[ ] Install GPU drivers / device plugin" in r for r in rows)
+    assert any(r.startswith("-- IOMMU group 0, 1 function") for r in rows)
+    assert "Space select" in rows[-1] and "Enter next" in rows[-1] and "Esc back" in rows[-1]
+    nvidia = row_of(rows, "01:00.0")
+    assert nvidia.startswith("[ ] 01:00.0   gpu     NVIDIA GA102")
+    assert "nvidia" in nvidia and nvidia.rstrip().endswith("can go to VMs")
+
+
+def test_space_on_the_gpu_selects_its_group_and_the_panel_says_so(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    press(form, SMALL, " ")  # the focus starts on "Enable PCI passthrough"
+    assert form.session.choices.enabled
+    go_to(form, "0000:01:00.0")
+    press(form, SMALL, " ")
+    rows = screen(form, SMALL)
+    assert row_of(rows, "01:00.0").startswith("[x]")
+    assert row_of(rows, "01:00.1").startswith("[x]")
+    assert "to VMs with 01:00.0" in row_of(rows, "01:00.1")
+    text = flat(rows)
+    assert "whole IOMMU group 1" in text
+    assert "2 to VMs" in text
+
+
+def test_space_on_a_blocked_device_shows_the_reason_in_the_red_panel(session_of):
+    form, _ = make_form(session_of("intel-workstation", Choices(enabled=True)))
+    go_to(form, "0000:00:02.0")
+    assert "Blocked: boot display (boot_vga): the console would go dark" in flat(screen(form))
+    press(form, SMALL, " ")
+    runs = render_runs(form, SMALL, focus=True)
+    red = ["".join(t for a, t in row if a == "error") for row in runs]
+    red_text = " ".join(x.strip() for x in red if x.strip())
+    assert "cannot be given to VMs" in red_text and "boot display" in red_text
+    assert form.session.choices.devices == ()
+
+
+def test_focused_row_has_a_visible_focus_without_colour(session_of):
+    form, _ = make_form(session_of("intel-workstation", Choices(enabled=True)))
+    go_to(form, "0000:01:00.0")
+    runs = render_runs(form, SMALL, focus=True)
+    focused = next(row for row in runs if any(" 01:00.0 " in t for _, t in row))
+    attrs = {a for a, t in focused if t.strip()}
+    assert attrs and all(a.endswith("focus") for a in attrs)
+    for a in attrs:
+        assert resolve_attr(a, PALETTE, colors=1).standout
+        assert resolve_attr(a, PALETTE, colors=16).background != "black"
+
+
+def test_filter_narrows_the_list_and_esc_clears_it(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    press(form, SMALL, "tab", "/", "n", "v", "m", "e")
+    rows = screen(form)
+    listed = [r for r in rows if r[4:11] in ("00:17.0", "02:00.0", "01:00.0")]
+    assert [r[4:11] for r in listed] == ["02:00.0"]
+    assert any("1 of 19 shown" in r for r in rows)
+    assert any("Filter: nvme" in r for r in rows)
+    press(form, SMALL, "enter")  # leaves the filter, keeps it
+    assert form.needle == "nvme" and not form.filter_focused
+    press(form, SMALL, "esc")  # clears it first, does not leave
+    assert form.needle == ""
+    assert any("19 functions" in r for r in screen(form))
+
+
+def test_filter_matches_state_words(session_of):
+    form, _ = make_form(session_of("intel-workstation", Choices(enabled=True)))
+    press(form, SMALL, "tab", "/", *"boot display")
+    rows = screen(form)
+    assert any("1 of 19 shown" in r for r in rows)
+    assert row_of(rows, "00:02.0")
+
+
+def test_esc_once_warns_and_twice_leaves(session_of):
+    form, calls = make_form(session_of("intel-workstation"))
+    press(form, SMALL, "esc")
+    assert calls.names == []
+    assert "Esc again leaves" in flat(screen(form))
+    press(form, SMALL, "down")
+    press(form, SMALL, "esc")
+    assert calls.names == []  # another key in between: asks again
+    press(form, SMALL, "esc")
+    assert calls.names == ["back"]
+
+
+def test_enter_goes_on_from_the_list_and_from_the_vf_count(session_of):
+    form, calls = make_form(session_of("amd-epyc-server", Choices(enabled=True)))
+    press(form, SMALL, "enter")
+    assert calls.names == ["next"]
+
+
+def test_vf_count_field_validates_against_the_maximum(session_of):
+    form, _ = make_form(session_of("amd-epyc-server", Choices(enabled=True)))
+    go_to(form, "0000:02:00.0")
+    press(form, SMALL, "down")  # the "VFs at boot" line under the PF
+    press(form, SMALL, "9", "9")
+    text = flat(screen(form))
+    assert "numVfs: 99 is more than 0000:02:00.0 supports (sriov_totalvfs 64)" in text
+    assert "VFs at boot: 99" in text
+    press(form, SMALL, "backspace")
+    assert form.session.choices.sriov == (SriovChoice("0000:02:00.0", 9, True, "pciPassthrough.sriov[0]"),)
+    assert not form.session.errors
+    press(form, SMALL, "right", " ")  # to the "VFs to VMs" box, untick it
+    assert form.session.choices.sriov[0].vfs_to_vfio is False
+    assert "at boot 9 on host" in "\n".join(screen(form))
+    assert press(form, SMALL, "x") == ["x"] or form.session.choices.sriov[0].num_vfs == 9
+
+
+def test_vfs_fold_under_their_pf_on_a_big_host(session_of):
+    s = session_of("big")
+    form, _ = make_form(s)
+    rows = screen(form)
+    assert any("4101 functions" in r for r in rows)
+    assert len(form.walker.entries) < 100  # 4064 VFs folded away
+    pf = "0000:20:00.0"
+    go_to(form, pf)
+    press(form, SMALL, "right")
+    assert sum(1 for e in form.walker.entries if e.kind == "vf") == 254
+    press(form, SMALL, "down", "down")  # the SR-IOV line, then the first VF
+    rows = screen(form)
+    assert details(form).startswith(" 20:01.0 8086:1889 group 20 ")
+    assert any(r.startswith("      20:01.0 nic") and "VF, host driver iavf" in r for r in rows)
+    press(form, SMALL, "left")
+    assert sum(1 for e in form.walker.entries if e.kind == "vf") == 0
+    assert details(form).startswith(" 20:00.0 ")
+
+
+def test_page_keys_keep_the_focused_row_on_screen(session_of):
+    form, _ = make_form(session_of("big"))
+    go_to(form, "0000:20:00.0")
+    press(form, SMALL, "right")
+    for _ in range(12):
+        press(form, SMALL, "page down")
+        rows = screen(form)
+        focus = details(form).split()[0]
+        i = next(i for i, r in enumerate(rows) if r.startswith("-" * 20))
+        assert any(f" {focus} " in r[:16] for r in rows[:i]), "\n".join(rows)
+    press(form, SMALL, "end")
+    assert details(form).startswith(" 3e:00.0 ")
+    press(form, SMALL, "home")
+    assert details(form).startswith(" 00:00.0 ")
+
+
+def test_widths_stay_inside_narrow_and_wide_screens(session_of):
+    s = session_of("amd-epyc-server")
+    layout = RowLayout(s.facts.devices)
+    for cols in (60, 80, 132, 200):
+        widths = layout.widths(cols)
+        assert widths is not None and sum(widths) + 5 == cols
+    assert layout.widths(30) is None  # too narrow: urwid's own sharing
+    form, _ = make_form(s)
+    for size in ((60, 20), (80, 24), (200, 60)):
+        rows = screen(form, size)
+        assert len(rows) == size[1] and all(len(r) == size[0] for r in rows)
+
+
+def test_preview_lists_exactly_what_will_be_written(session_of):
+    s = session_of("intel-workstation", Choices(enabled=True, gpu_drivers=True))
+    s.toggle("0000:01:00.0")
+    lines = [t for _, t in preview_lines(s, "/out.yaml")]
+    text = "\n".join(lines)
+    assert "  intel_iommu=on iommu=pt vfio-pci.ids=10de:1aef,10de:2206 rd.driver.pre=vfio-pci" in lines
+    assert "    01:00.0  NVIDIA GA102 [GeForce RTX 3080]  (selected, by id 10de:2206)" in lines
+    assert "    01:00.1  NVIDIA GA102 High Definition Audio Controller  (same group, by id 10de:1aef)" in lines
+    assert "  settings: gpu-enable=true, pci-pt-enable=true" in lines
+    assert "  addon: pcidevices-controller enabled" in lines
+    assert "  device plugin expected: none" in lines
+    assert "Enter writes this to /out.yaml" in text
+    yaml_lines = [line[2:] for line in lines[lines.index("Enter writes this to /out.yaml") + 1 :]]
+    assert "\n".join(yaml_lines) + "\n" == section_yaml(s.section())
+
+
+def test_preview_sums_up_thousands_of_vfs(session_of):
+    s = session_of("big", Choices(enabled=True))
+    assert s.set_sriov("0000:20:00.0", 200, True).ok
+    lines = [t for _, t in preview_lines(s, None)]
+    assert "  20:00.0: 200 VFs (20:01.0 .. 20:19.7), by address" in lines
+    assert "  20:00.0: 200 of 256 VFs, to vfio-pci for VMs" in lines
+    assert len(lines) < 60
+
+
+def test_preview_keys_confirm_and_back(session_of):
+    s = session_of("intel-workstation")
+    calls = Calls()
+    p = Preview(preview_lines(s, None), calls.confirm, calls.back)
+    rows = render_text(p, SMALL, focus=True)
+    assert rows[0].startswith(" Confirm: what will be written")
+    assert "Enter confirm and write" in rows[-1]
+    press(p, SMALL, "page down", "enter", "esc")
+    assert calls.names == ["confirm", "back"]
+
+
+def test_switch_refused_by_the_planner_goes_back_off(session_of):
+    form, _ = make_form(session_of("no-iommu-desktop"))
+    press(form, SMALL, " ")
+    assert not form.sw_enabled.get_state()
+    assert "no IOMMU on this host" in flat(screen(form))
+
+
+def test_every_palette_entry_has_a_mono_form():
+    for name, fg, bg, mono in PALETTE:
+        assert isinstance(resolve_attr(name, PALETTE, colors=1), urwid.AttrSpec)
+        if name.endswith("focus") or name in ("title", "footer", "error"):
+            assert mono, name
+        # The Linux console blinks bright backgrounds: only the 8 dark ones are used.
+        assert bg in ("black", "dark blue", "dark red", "light gray", "dark cyan", "dark green", "brown", "dark magenta")
