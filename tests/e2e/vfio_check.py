@@ -106,7 +106,10 @@ def check(address: str) -> dict[str, Any]:
         group = _link_name(_pci(address, "iommu_group"))
         result["group"] = int(group) if group and group.isdigit() else None
         if result["group"] is not None:
-            members = sorted(os.listdir(f"/sys/kernel/iommu_groups/{group}/devices"))
+            try:
+                members = sorted(os.listdir(f"/sys/kernel/iommu_groups/{group}/devices"))
+            except OSError:
+                members = []
             result["group_devices"] = {m: _link_name(_pci(m, "driver")) for m in members}
 
         if result["group"] is None:
