@@ -261,7 +261,16 @@ def ensure(cache: Path | None = None) -> Assets:
     """The kernel and initramfs, fetched and built once, then taken from the cache."""
     cache = cache or cache_dir()
     ver = pick_kernel(cache)
-    kdir = fetch_kernel(cache, ver)
+    try:
+        kdir = fetch_kernel(cache, ver)
+    except AssetError as e:
+        if os.environ.get("INSTALLER_EXT_E2E_KERNEL") or cached_kernels(cache):
+            raise
+        # Stale package lists name a kernel the mirror no longer has: refresh once.
+        log.info("%s; running apt-get update and trying again", e)
+        _run(["apt-get", "update"])
+        ver = _apt_kernel_version()
+        kdir = fetch_kernel(cache, ver)
     initrd = build_initramfs(cache, kdir, ver)
     return Assets(kernel_version=ver, vmlinuz=kdir / "vmlinuz", modules=kdir / "lib" / "modules" / ver, initramfs=initrd)
 
