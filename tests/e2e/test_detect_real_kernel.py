@@ -108,11 +108,11 @@ def test_iommu_on_detect_reports_the_kernels_groups(boots):
     assert VFS <= set().union(*kernel.values()), "the NVMe VFs did not appear"
     assert {g["id"]: set(g["devices"]) for g in d["groups"]} == kernel
     assert all(not g["predicted"] for g in d["groups"])
-    for dev in d["devices"]:
-        assert dev["address"] in kernel.get(dev["iommu_group"], ()), dev["address"]
-    vfs = {dev["address"]: dev for dev in d["devices"] if dev["address"] in VFS}
-    assert set(vfs) == VFS and all(v["physfn"] == NVME for v in vfs.values())
-    assert d["devices"][[x["address"] for x in d["devices"]].index(NVME)]["sriov"]["num_vfs"] == 2
+    devices = {dev["address"]: dev for dev in d["devices"]}
+    for addr, dev in devices.items():
+        assert addr in kernel.get(dev["iommu_group"], ()), addr
+    assert all(devices[vf]["physfn"] == NVME for vf in VFS)
+    assert devices[NVME]["sriov"]["num_vfs"] == 2
 
 
 def test_predicted_groups_equal_the_real_ones(boots):
