@@ -6,6 +6,12 @@ object just read (its resourceVersion guards it); 409 on create (someone created
 first) or on update (someone wrote it since our GET) -> read again and retry, a bounded
 number of times. Nothing is lost: a concurrent writer's fields are in what we re-read.
 
+Settings are cluster-wide but every node has its own plan: a node without GPUs plans
+`gpu-enable: "false"` while its neighbour plans "true". So a plan's "false" only means
+"this node needs nothing": it creates the Setting when absent and never turns off a
+Setting that is on. The cluster ends up with the OR of its nodes' plans, whatever order
+they boot in.
+
 Addons are only ever enabled, with a merge patch of `spec.enabled` (a patch of one field
 cannot overwrite anyone else's change); a missing Addon is a warning, not a failure.
 """
@@ -21,7 +27,8 @@ from installer_ext.kube.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+CREATED, UPDATED, UNCHANGED, KEPT = "created", "updated", "unchanged", "kept"
+OFF = "false"
 ENABLED, ALREADY_ENABLED, ABSENT = "enabled", "already-enabled", "absent"
 
 
@@ -42,6 +49,10 @@ def ensure_setting(client: KubeClient, name: str, value: str, max_tries: int = 1
         if current.get("value") == value:
             log.info("setting %s: already %r", name, value)
             return UNCHANGED
+        if value == OFF and current.get("value") not in (None, "", OFF):
+            log.info("setting %s: %r in the cluster (another node needs it); this node's %r leaves it",
+                     name, current.get("value"), value)
+            return KEPT
         old = current.get("value")
         current["value"] = value
         try:

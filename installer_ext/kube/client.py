@@ -190,16 +190,23 @@ class KubeClient:
                 self._conn = http.client.HTTPConnection(cfg.host, cfg.port, timeout=self.timeout)
         return self._conn
 
-    def _tls_error(self, exc: ssl.SSLError) -> KubeError:
+    def _tls_error(self, exc: ssl.SSLError, fresh: bool) -> KubeError:
         src, server = self.config.source, self.config.server
         if isinstance(exc, ssl.SSLCertVerificationError):
             why = exc.verify_message or exc.reason or str(exc)
-            return TLSError(f"TLS: the API server {server} is not verified by the CA in {src}: {why}")
+            return TLSError(f"TLS: the API server {server} is not verified by the CA in {src}: "
+                            f"certificate verify failed: {why}")
         if exc.reason in _FATAL_TLS_REASONS:
             return TLSError(f"TLS: the API server {server} rejected the client certificate in {src}: {exc.reason}")
-        return TransportError(f"{server}: TLS: {exc.reason or exc}")
+        hint = ""
+        if fresh and isinstance(exc, ssl.SSLEOFError):
+            # TLS 1.3 servers check the client certificate after the client's handshake
+            # ends; a rejection may then look like a plain close.
+            hint = f" (closed right after the handshake: is the client certificate in {src} accepted?)"
+        return TransportError(f"{server}: TLS: {exc.reason or exc}{hint}")
 
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        fresh = self._conn is None
         conn = self._connection()
         self.requests += 1
         try:
@@ -212,7 +219,7 @@ class KubeClient:
             return resp.status, rheaders, data
         except ssl.SSLError as exc:
             self.close()
-            raise self._tls_error(exc) from None
+            raise self._tls_error(exc, fresh) from None
         except ConnectionRefusedError:
             self.close()
             raise TransportError(f"{self.config.server}: connection refused") from None

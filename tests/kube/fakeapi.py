@@ -294,6 +294,8 @@ class _Server(http.server.ThreadingHTTPServer):
         if api.take_refusal():
             request.close()
             return
+        # As kube-apiserver (Go) does: no Nagle delay between a reply's header and body.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             tls = api.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:

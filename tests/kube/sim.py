@@ -105,3 +105,21 @@ class FakeKubelet:
                         o["status"]["allocatable"][r] = str(c)
                         o["status"].setdefault("capacity", {})[r] = str(c)
                     api.mutate("nodes", node, add)
+
+
+def harvester_cluster(api: FakeApiServer, hosts: list, gpus: dict[str, dict[str, int]] | None = None,
+                      appear_after_lists: int = 0, addon: bool = True, kubelet_after_gets: int = 1) -> None:
+    """Seed Harvester and its nodes for `hosts` (tests.kube.hosts.Host), with the
+    pcidevices controller and the kubelets simulated. `gpus` defaults to what each
+    host's GPUs would register: node -> plugin -> count."""
+    seed_harvester(api, [h.node for h in hosts], addon=addon)
+    FakePciController(api, {h.node: h.inventory() for h in hosts}, appear_after_lists)
+    if gpus is None:
+        gpus = {}
+        for h in hosts:
+            for g in h.host_gpus:
+                plugin = {"10de": "nvidia", "1002": "amd"}.get(g.vendor)
+                if plugin:
+                    gpus.setdefault(h.node, {}).setdefault(plugin, 0)
+                    gpus[h.node][plugin] += 1
+    FakeKubelet(api, gpus, kubelet_after_gets)
