@@ -150,8 +150,9 @@ class Form(urwid.WidgetWrap):
     def _state_text(self, dev) -> str:
         return row_state(self.session, dev).short
 
-    def _rebuild(self, keep: tuple | None) -> None:
-        entries = self.listing.entries(self.unfolded, self.needle, self._state_text)
+    def _rebuild(self, keep: tuple | None, entries: list[r.Entry] | None = None) -> None:
+        if entries is None:
+            entries = self.listing.entries(self.unfolded, self.needle, self._state_text)
         if keep is None and self.walker.entries:
             cur = self.walker.focus_entry()
             keep = cur.key if cur is not None else None
@@ -165,10 +166,10 @@ class Form(urwid.WidgetWrap):
             self.devlist.top_offset = 1
 
     def _update_list_title(self) -> None:
-        shown = sum(1 for e in self.walker.entries if e.kind in (r.DEVICE, r.VF))
+        shown = sum(1 for e in self.walker.entries if e.kind in (r.DEVICE, r.VF) and not e.context)
         to_vms = len(self.session.passthrough)
         if self.needle:
-            text = f" Devices: {shown} of {self.listing.total} shown, {to_vms} to VMs"
+            text = f" Devices: {shown} of {self.listing.total} match, {to_vms} to VMs"
         else:
             text = f" Devices by IOMMU group: {self.listing.total} functions, {to_vms} to VMs"
         if self.session.facts.groups_predicted:
@@ -281,7 +282,9 @@ class Form(urwid.WidgetWrap):
         if needle == self.needle:
             return
         self.needle = needle
-        self._rebuild(keep=None)
+        entries = self.listing.entries(self.unfolded, self.needle, self._state_text)
+        first = next((e.key for e in entries if e.kind in (r.DEVICE, r.VF) and not e.context), None)
+        self._rebuild(keep=first, entries=entries)
         self._show_header_of_focus()
         self._focus_moved()
 

@@ -28,6 +28,7 @@ class Entry:
     gid: int | None = None
     predicted: bool = False
     count: int = 0
+    context: bool = False  # a PF shown only because some of its VFs match the filter
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Listing:
                     vf_rows = vfs if d.address in unfolded else []
                 if not pf_match and not vf_rows:
                     continue
-                rows.append(Entry(DEVICE, (DEVICE, d.address), d))
+                rows.append(Entry(DEVICE, (DEVICE, d.address), d, context=not pf_match))
                 if self.is_pf(d) and pf_match:
                     rows.append(Entry(SRIOV, (SRIOV, d.address), d))
                 rows.extend(Entry(VF, (VF, v.address), v) for v in vf_rows)

@@ -95,6 +95,11 @@ class TuiRun:
     def text(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)
 
+    @property
+    def flat(self) -> str:
+        """The screen as one line of words, so a wrapped sentence is found whole."""
+        return " ".join(" ".join(line.split()) for line in self.screen.display)
+
     def dump(self) -> str:
         return "\n".join(f"|{line}|" for line in self.screen.display)
 
@@ -105,7 +110,7 @@ class TuiRun:
             what = what or repr(needle)
 
             def predicate(run: TuiRun) -> bool:
-                return needle in run.text
+                return needle in run.text or needle in run.flat
 
         start = time.monotonic()
         while True:
@@ -158,9 +163,9 @@ class TuiRun:
             for _ in range(limit):
                 if self.focus_line().startswith(" " + short + " "):
                     return
-                before = self.focus_line()
+                before = self.text
                 self.send(direction)
-                if self.focus_line() == before:
+                if self.text == before:
                     break
         raise ScreenTimeout(f"cannot move the focus to {address}; the screen:\n{self.dump()}")
 

@@ -119,7 +119,7 @@ def test_filter_narrows_the_list_and_esc_clears_it(session_of):
     rows = screen(form)
     listed = [r for r in rows if r[4:11] in ("00:17.0", "02:00.0", "01:00.0")]
     assert [r[4:11] for r in listed] == ["02:00.0"]
-    assert any("1 of 19 shown" in r for r in rows)
+    assert any("1 of 19 match" in r for r in rows)
     assert any("Filter: nvme" in r for r in rows)
     press(form, SMALL, "enter")  # leaves the filter, keeps it
     assert form.needle == "nvme" and not form.filter_focused
@@ -132,7 +132,7 @@ def test_filter_matches_state_words(session_of):
     form, _ = make_form(session_of("intel-workstation", Choices(enabled=True)))
     press(form, SMALL, "tab", "/", *"boot display")
     rows = screen(form)
-    assert any("1 of 19 shown" in r for r in rows)
+    assert any("1 of 19 match" in r for r in rows)
     assert row_of(rows, "00:02.0")
 
 
