@@ -78,8 +78,7 @@ def yip(target: str) -> dict:
 
 
 def node_files(target: str) -> dict[str, dict]:
-    [step] = yip(target)["stages"]["initramfs"]
-    return {f["path"]: f for f in step["files"]}
+    return {f["path"]: f for step in yip(target)["stages"]["initramfs"] for f in step["files"]}
 
 
 def test_grubenv_keeps_other_variables_and_arguments(rendered):
@@ -147,9 +146,12 @@ def test_yip_file_has_the_stages_and_files_it_claims(rendered):
     assert heal["commands"] == [
         "/usr/bin/python3 /oem/installer-ext/installer-ext.pyz kernel-args --plan /oem/installer-ext/plan.json --grubenv /oem/grubenv"
     ]
-    [step] = doc["stages"]["initramfs"]
-    assert "installer_ext.skip=1" in step["if"]
-    assert step["systemctl"]["enable"] == ["installer-ext-bind.service", "installer-ext-firstboot.service"]
+    drivers, units = doc["stages"]["initramfs"]
+    # On a rescue boot the module options and the udev rule stay out; the units stay in
+    # so the binder can record the skipped boot.
+    assert "installer_ext.skip=1" in drivers["if"] and "installer_ext.skip" not in units["if"]
+    assert {f["path"].split("/")[2] for f in drivers["files"]} == {"modprobe.d", "modules-load.d", "udev"}
+    assert units["systemctl"]["enable"] == ["installer-ext-bind.service", "installer-ext-firstboot.service"]
     files = node_files(target)
     assert set(files) == {
         "/etc/modprobe.d/installer-ext-vfio.conf",
@@ -198,9 +200,11 @@ def test_units_pass_systemd_analyze_verify(rendered, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     bind = (units / "installer-ext-bind.service").read_text()
     assert "ExecStart=/usr/bin/python3 /oem/installer-ext/installer-ext.pyz bind --plan /oem/installer-ext/plan.json" in bind
-    assert "ConditionKernelCommandLine=!installer_ext.skip=1" in bind
+    # The binder itself honours installer_ext.skip=1 and records the skipped boot.
+    assert "ConditionKernelCommandLine" not in bind and "TimeoutStartSec=30min" in bind
     firstboot = (units / "installer-ext-firstboot.service").read_text()
     assert "ConditionPathExists=!/usr/local/lib/installer-ext/firstboot/done" in firstboot
+    assert "ConditionKernelCommandLine=!installer_ext.skip=1" in firstboot
     # A broken unit is caught by the same check (the check can fail).
     (units / "broken.service").write_text(bind.replace("ExecStart=", "ExecStar="))
     assert subprocess.run([analyze, "verify", str(units / "broken.service")], capture_output=True).returncode != 0

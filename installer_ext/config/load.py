@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.resources
 import json
 import logging
-import os
 import re
 from typing import Any
 
@@ -38,7 +38,6 @@ SECTION = "pciPassthrough"
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_NODES = 200_000
-SCHEMA_FILE = os.path.join(os.path.dirname(__file__), "schema.json")
 
 _TOP_KEYS = [SECTION, "install", "os", "schemeVersion", "serverUrl", "token", "systemSettings"]
 _SECTION_KEYS = [
@@ -60,8 +59,9 @@ FORBIDDEN_ARGS = {
 
 
 def load_schema() -> dict[str, Any]:
-    with open(SCHEMA_FILE, encoding="utf-8") as f:
-        return json.load(f)
+    # importlib.resources: the schema is read from a source tree, a wheel or the .pyz.
+    text = importlib.resources.files("installer_ext.config").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 class _Resolver(yaml.resolver.Resolver):

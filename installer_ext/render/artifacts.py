@@ -13,7 +13,7 @@ from installer_ext.plan.model import BIND_ADDRESS, BIND_IDS, Plan
 from installer_ext.templating import render_template
 
 NODE_PYTHON = "/usr/bin/python3"
-BIND_TIMEOUT = "120"
+BIND_TIMEOUT = "30min"
 BIND_INSTANCE_UNIT = "installer-ext-bind@.service"
 
 
@@ -68,7 +68,8 @@ def softdep_modules(plan: Plan) -> list[str]:
     return sorted(mods)
 
 
-def node_files(plan: Plan) -> list[NodeFile]:
+def driver_files(plan: Plan) -> list[NodeFile]:
+    """vfio-pci's module options and the udev rule: left out on a rescue boot."""
     c = _common()
     files = []
     if plan.passthrough or plan.sriov:
@@ -83,6 +84,13 @@ def node_files(plan: Plan) -> list[NodeFile]:
         )
         by_address = [p for p in plan.passthrough if p.bind_at_boot == BIND_ADDRESS]
         files.append(NodeFile("/" + paths.UDEV_RULE_FILE, render_template("node/udev.rules.j2", devices=by_address, **c)))
+    return files
+
+
+def unit_files(plan: Plan) -> list[NodeFile]:
+    """The units, on every boot: the binder records a rescue boot as skipped."""
+    c = _common()
+    files = []
     for unit, template in (
         (paths.BIND_UNIT, "node/installer-ext-bind.service.j2"),
         (BIND_INSTANCE_UNIT, "node/installer-ext-bind@.service.j2"),
@@ -92,13 +100,21 @@ def node_files(plan: Plan) -> list[NodeFile]:
     return files
 
 
+def node_files(plan: Plan) -> list[NodeFile]:
+    return driver_files(plan) + unit_files(plan)
+
+
 def enabled_units(plan: Plan) -> list[str]:
     return [paths.BIND_UNIT, paths.FIRSTBOOT_UNIT]
 
 
 def yip_config(plan: Plan) -> bytes:
     return render_template(
-        "node/yip.yaml.j2", files=node_files(plan), enable=enabled_units(plan), **_common()
+        "node/yip.yaml.j2",
+        driver_files=driver_files(plan),
+        unit_files=unit_files(plan),
+        enable=enabled_units(plan),
+        **_common(),
     ).encode()
 
 
