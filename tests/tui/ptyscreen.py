@@ -144,10 +144,10 @@ class TuiRun:
             if key == "esc":
                 time.sleep(0.3)
                 self.pump(0)
+        if settle:
+            self.settle()
         if wait is not None:
             self.wait_for(wait)
-        elif settle:
-            self.settle()
 
     def focus_line(self) -> str:
         """The first details line under the list: the focused function's address and ids."""
@@ -168,6 +168,14 @@ class TuiRun:
                 if self.text == before:
                     break
         raise ScreenTimeout(f"cannot move the focus to {address}; the screen:\n{self.dump()}")
+
+    def to_vf_field(self, pf: str) -> None:
+        """Focus the "VFs at boot" field under the physical function `pf`."""
+        self.move_to(pf)
+        if "VFs made at every boot" not in self.flat:
+            self.send("down", wait="VFs made at every boot")
+        if not self.focus_line().startswith(" " + pf[5:] + " "):
+            raise ScreenTimeout(f"no VF field under {pf}; the screen:\n{self.dump()}")
 
     # -- ending ------------------------------------------------------------------------
     def finish(self, timeout: float = 10.0) -> int:

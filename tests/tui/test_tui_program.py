@@ -69,8 +69,7 @@ def test_set_vfs_and_gpu_drivers_on_a_big_terminal(tui, machine_root, tmp_path):
     run.wait_for("[ ] Enable PCI passthrough")
     run.send("space", "right", "space", wait="[X] Install GPU drivers / device plugin")
     run.send("tab")
-    run.move_to("0000:02:00.1")
-    run.send("down", wait="VFs made at every boot")
+    run.to_vf_field("0000:02:00.1")
     run.send("9", "9", wait="is more than 0000:02:00.1 supports (sriov_totalvfs 64)")
     run.send("enter", wait="Cannot go on:")  # Enter validates: the red panel stays
     assert "Confirm" not in run.text

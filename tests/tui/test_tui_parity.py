@@ -1,0 +1,110 @@
+"""THE PARITY TEST: the screen and the unattended config never diverge.
+
+Drive the real screen in a pty to some choices, then render (a) the section it wrote
+and (b) the unattended YAML a user would write for the same choices, with
+`installer-ext render` on the same host: every file under the two targets must be
+byte-identical.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.tui.ptyscreen import REPO, TuiRun
+
+RENDER_MISSING = importlib.util.find_spec("installer_ext.render.write") is None
+
+
+def render(config: str, root: str, target: str) -> None:
+    os.makedirs(target)
+    p = subprocess.run(
+        [sys.executable, "-m", "installer_ext", "render", "--config", config, "--root", root, "--target", target],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+
+
+def tree(target: str) -> dict[str, bytes]:
+    out = {}
+    for dirpath, _dirs, files in os.walk(target):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, target)] = f.read()
+    return out
+
+
+def drive_workstation(run: TuiRun) -> None:
+    run.send("space", wait="[X] Enable PCI passthrough")
+    run.send("tab")
+    run.move_to("0000:01:00.1")  # the audio function: the GPU follows it
+    run.send("space", wait="whole IOMMU group 1")
+
+
+WORKSTATION_YAML = """\
+pciPassthrough:
+  enabled: true
+  devices:
+    - address: "0000:01:00.1"
+"""
+
+
+def drive_epyc(run: TuiRun) -> None:
+    run.send("space", "right", "space", wait="[X] Install GPU drivers / device plugin")
+    run.send("tab")
+    run.move_to("0000:04:00.0")
+    run.send("space", wait="whole IOMMU group 16")
+    run.to_vf_field("0000:02:00.1")
+    run.send("1", "2", wait="at boot 12 for VMs")
+
+
+EPYC_YAML = """\
+pciPassthrough:
+  enabled: true
+  gpuDrivers: true
+  devices:
+    - address: 0000:04:00.0
+  sriov:
+    - address: 0000:02:00.1
+      numVfs: 12
+"""
+
+
+@pytest.mark.skipif(RENDER_MISSING, reason="installer_ext.render (the lead's `render` command) is not there yet")
+@pytest.mark.parametrize(
+    "machine,drive,unattended",
+    [("intel-workstation", drive_workstation, WORKSTATION_YAML), ("amd-epyc-server", drive_epyc, EPYC_YAML)],
+    ids=["workstation-gpu", "epyc-gpu-drivers-sriov"],
+)
+def test_rendering_the_screens_choices_equals_rendering_the_unattended_yaml(machine_root, tmp_path, machine, drive, unattended):
+    root = machine_root(machine)
+    from_screen = tmp_path / "screen.yaml"
+    run = TuiRun("--root", root, "--output", str(from_screen))
+    try:
+        run.wait_for("Enable PCI passthrough")
+        drive(run)
+        run.send("enter", wait="Confirm: what will be written")
+        run.send("enter", settle=False)
+        assert run.finish() == 0
+    finally:
+        run.close()
+    by_hand = tmp_path / "unattended.yaml"
+    by_hand.write_text(unattended, encoding="utf-8")
+
+    render(str(from_screen), root, str(tmp_path / "t-screen"))
+    render(str(by_hand), root, str(tmp_path / "t-unattended"))
+    a, b = tree(str(tmp_path / "t-screen")), tree(str(tmp_path / "t-unattended"))
+    assert sorted(a) == sorted(b)
+    assert len(a) >= 3
+    for rel in a:
+        assert a[rel] == b[rel], f"{rel} differs"
+    # Something was really rendered: the devices are in the plan both wrote.
+    assert b"vfio-pci" in a["oem/installer-ext/plan.json"] or b"vfio" in a["oem/installer-ext/plan.json"]
