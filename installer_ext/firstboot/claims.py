@@ -92,6 +92,8 @@ def ensure_claims(
         return True, ""
 
     done, why, _ = poll(check, deadline, backoff, clock, f"waiting for the PCIDevices of {node}", log)
+    if not done:
+        log.warning("gave up waiting for the PCIDevices of %s: %s", node, why)
     outcome = ClaimsOutcome(missing=sorted(set(wanted) - set(found)))
     if not found:
         return outcome

@@ -2,8 +2,9 @@
 
 Nothing in them varies per node (the node is chosen by the label first boot sets), so
 they are plain YAML, not jinja2. They are read through importlib.resources from the
-package (`installer_ext/templates/firstboot/`, where the wheel and the node's .pyz must
-carry them) and, in a source checkout, from the repository's templates/firstboot/.
+package `installer_ext.templates` (pyproject maps templates/ to it, so the wheel and the
+node's .pyz carry them) and, in a source checkout, from the repository's
+templates/firstboot/.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ _SOURCE_DIR = Path(__file__).resolve().parents[2] / "templates" / "firstboot"
 
 
 def read_template(name: str) -> str:
-    try:
-        res = importlib.resources.files("installer_ext").joinpath("templates").joinpath("firstboot").joinpath(name)
-        if res.is_file():
-            return res.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
-        pass
+    # installed wheel or .pyz: the package `installer_ext.templates` (pyproject maps the
+    # top-level templates/ to it); a plain source checkout: the repository's directory.
+    for package, parts in (("installer_ext.templates", ("firstboot",)), ("installer_ext", ("templates", "firstboot"))):
+        try:
+            res = importlib.resources.files(package)
+            for part in (*parts, name):
+                res = res.joinpath(part)
+            if res.is_file():
+                return res.read_text(encoding="utf-8")
+        except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
+            continue
     path = _SOURCE_DIR / name
     try:
         return path.read_text(encoding="utf-8")

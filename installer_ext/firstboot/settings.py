@@ -49,9 +49,10 @@ def ensure_setting(client: KubeClient, name: str, value: str, max_tries: int = 1
         if current.get("value") == value:
             log.info("setting %s: already %r", name, value)
             return UNCHANGED
-        if value == OFF and current.get("value") not in (None, "", OFF):
+        effective = current.get("value") or current.get("default")  # Harvester: empty value = default
+        if value == OFF and effective not in (None, "", OFF):
             log.info("setting %s: %r in the cluster (another node needs it); this node's %r leaves it",
-                     name, current.get("value"), value)
+                     name, effective, value)
             return KEPT
         old = current.get("value")
         current["value"] = value

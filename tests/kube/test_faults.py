@@ -170,13 +170,22 @@ def test_409_storm_beyond_the_bound_fails_clearly(api: FakeApiServer, kubeconfig
 
 def test_created_by_someone_else_between_get_and_post(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
     host = simple_host(tmp_path, api)
-    api.add_rule(Rule(path="/settings$", method="POST", times=1, before=lambda req: api.put(
-        {"apiVersion": "harvesterhci.io/v1beta1", "kind": "Setting", "metadata": {"name": "gpu-enable"}, "value": "true"})))
+    raced = []
+
+    def someone_creates_it_first(req: Request) -> None:
+        if b'"pci-pt-enable"' in req.body and not raced:
+            raced.append(api.put({"apiVersion": "harvesterhci.io/v1beta1", "kind": "Setting",
+                                  "metadata": {"name": "pci-pt-enable"}, "value": "false"}))
+
+    api.add_rule(Rule(path="/settings$", method="POST", times=None, before=someone_creates_it_first))
     rc, err = run_inprocess(argv(host, kubeconfig), capsys)
     assert rc == 0, err
-    assert api.get("settings", "gpu-enable")["value"] == "false"
-    assert [r.status for r in api.requests("POST", "/settings$")][:1] == [409]
+    assert raced and api.get("settings", "pci-pt-enable")["value"] == "true"
+    mine = [f"{r.method} {r.status}" for r in api.requests(path="/settings")
+            if "pci-pt-enable" in r.path or b'"pci-pt-enable"' in r.body]
+    assert mine == ["GET 404", "POST 409", "GET 200", "PUT 200"]
     assert "created by someone else meanwhile" in err
+    assert host.state("settings")["result"]["settings"]["pci-pt-enable"] == "updated"
 
 
 def test_slow_answers(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:

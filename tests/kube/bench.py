@@ -1,0 +1,102 @@
+"""Figures: API requests and wall time for a first boot with N bound devices.
+
+    .venv/bin/python -m tests.kube.bench [--devices 64] [--repeat 5]
+
+A fresh fake cluster each time (TLS on 127.0.0.1, the pcidevices controller and the
+kubelet simulated), one NVIDIA GPU kept on the host, N devices bound to vfio-pci, the
+first boot run as its own process (`python -m installer_ext.firstboot`, as the unit
+runs it) and once in-process (without interpreter start-up). Prints requests by kind,
+the wall time of each run, and the rerun (done marker: no request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+from tests.kube.certs import make_pki
+from tests.kube.conftest import FAST, REPO, fake_tool
+from tests.kube.fakeapi import FakeApiServer
+from tests.kube.hosts import Fn, gpu_addresses, make_host
+from tests.kube.sim import harvester_cluster
+
+
+@dataclass
+class Figures:
+    devices: int
+    requests: int
+    by_kind: dict[str, int]
+    wall_s: float
+    rerun_requests: int
+
+
+PLURALS = {"settings", "addons", "pcidevices", "pcideviceclaims", "daemonsets", "runtimeclasses", "nodes"}
+
+
+def _kind(path: str) -> str:
+    segs = path.strip("/").split("/")
+    if segs[-1] in PLURALS:
+        return f"{segs[-1]} (collection)"
+    if len(segs) >= 2 and segs[-2] in PLURALS:
+        return segs[-2]
+    return path  # discovery
+
+
+def measure(devices: int, workdir: str, pki=None, subprocess_run: bool = True) -> Figures:
+    pki = pki or make_pki(f"{workdir}/pki")
+    with FakeApiServer(pki) as api:
+        bound = [Fn(a, "10de:2204", group=100 + i) for i, a in enumerate(gpu_addresses(devices))]
+        host = make_host(f"{workdir}/root", "bench-0", bound, [Fn("0000:01:00.0", "10de:2206", driver="nvidia")])
+        harvester_cluster(api, [host])
+        smi = fake_tool(f"{workdir}/bin/nvidia-smi", "exit 0\n")
+        kc = api.kubeconfig(f"{workdir}/rke2.yaml")
+        args = ["--root", host.root, "--kubeconfig", kc, "--nvidia-smi", smi, "--quiet", *FAST]
+        t0 = time.monotonic()
+        if subprocess_run:
+            p = subprocess.run([sys.executable, "-m", "installer_ext.firstboot", *args], cwd=REPO,
+                               capture_output=True, text=True, timeout=120)
+            rc, err = p.returncode, p.stderr
+        else:
+            from installer_ext.firstboot.__main__ import main
+
+            rc, err = main(args), ""
+        wall = time.monotonic() - t0
+        if rc != 0:
+            raise SystemExit(f"first boot failed ({rc}): {err}")
+        mine = [r for r in api.log if "firstboot" in r.agent]
+        kinds = collections.Counter(f"{r.method} {_kind(r.path)}" for r in mine)
+        n = len(api.log)
+        from installer_ext.firstboot.__main__ import main as again
+
+        assert again(args) == 0
+        return Figures(devices, len(mine), dict(sorted(kinds.items())), wall, len(api.log) - n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=64)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = make_pki(f"{tmp}/pki")
+        for mode in (True, False):
+            runs = [measure(args.devices, f"{tmp}/{mode}{i}", pki, subprocess_run=mode) for i in range(args.repeat)]
+            walls = sorted(r.wall_s for r in runs)
+            f = runs[0]
+            what = "as a process (python -m installer_ext.firstboot)" if mode else "in-process (no interpreter start)"
+            print(f"{args.devices} bound devices, {what}: {f.requests} API requests, wall time median "
+                  f"{statistics.median(walls):.3f}s (min {walls[0]:.3f}s, max {walls[-1]:.3f}s, {len(runs)} runs); "
+                  f"rerun after done: {f.rerun_requests} requests")
+        for kind, count in f.by_kind.items():
+            print(f"  {count:4d}  {kind}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

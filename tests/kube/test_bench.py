@@ -1,0 +1,14 @@
+"""The request count of a first boot grows by one request per bound device, no more."""
+
+from __future__ import annotations
+
+from tests.kube.bench import measure
+
+
+def test_requests_for_64_bound_devices(tmp_path, pki, capsys) -> None:
+    f = measure(64, str(tmp_path), pki, subprocess_run=False)
+    with capsys.disabled():
+        print(f"\n64 bound devices: {f.requests} API requests, {f.wall_s:.3f}s in-process; by kind {f.by_kind}")
+    assert f.by_kind["POST pcideviceclaims (collection)"] == 64
+    assert f.requests - 64 <= 16  # discovery, 2 settings x 2, addon x 2, 2 lists, 2 applies, label, allocatable
+    assert f.rerun_requests == 0
