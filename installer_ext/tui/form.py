@@ -243,7 +243,7 @@ class Form(urwid.WidgetWrap):
     def _fold(self, entry: r.Entry, unfold: bool) -> None:
         dev = entry.dev
         pf = dev.physfn if entry.kind == r.VF else dev.address
-        if pf not in self.listing.vfs or self.needle:
+        if pf not in self.listing.vfs:
             return
         if unfold and pf not in self.unfolded:
             self.unfolded.add(pf)

@@ -107,12 +107,10 @@ class Listing:
             for d in sec.devices:
                 vfs = self.vfs.get(d.address, [])
                 pf_match = match(d)
-                if needle:
-                    vf_rows = [v for v in vfs if match(v)]
-                else:
-                    vf_rows = vfs if d.address in unfolded else []
-                if not pf_match and not vf_rows:
+                matched = [v for v in vfs if match(v)] if needle else []
+                if not pf_match and not matched:
                     continue
+                vf_rows = vfs if d.address in unfolded else matched
                 rows.append(Entry(DEVICE, (DEVICE, d.address), d, context=not pf_match))
                 if self.is_pf(d) and pf_match:
                     rows.append(Entry(SRIOV, (SRIOV, d.address), d))

@@ -66,7 +66,10 @@ class TuiRun:
             cwd=REPO,
             timeout=10,
         )
+        # pexpect sleeps 50 ms before each send by default: keys go out at once here.
+        self.child.delaybeforesend = None
         self.started = time.monotonic()
+        self.last_read = self.started
 
     # -- reading -----------------------------------------------------------------------
     def pump(self, timeout: float = 0.05) -> bool:
@@ -77,15 +80,19 @@ class TuiRun:
             return True
         except pexpect.EOF:
             return False
-        self.raw += data
-        self.stream.feed(data)
+        self.last_read = time.monotonic()  # before pyte's work: what the program wrote, when
+        chunks = [data]
         while True:
             try:
                 more = self.child.read_nonblocking(65536, timeout=0)
             except (pexpect.TIMEOUT, pexpect.EOF):
-                return True
-            self.raw += more
-            self.stream.feed(more)
+                break
+            self.last_read = time.monotonic()
+            chunks.append(more)
+        for chunk in chunks:
+            self.raw += chunk
+            self.stream.feed(chunk)
+        return True
 
     @property
     def lines(self) -> list[str]:
