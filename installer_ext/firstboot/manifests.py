@@ -1,49 +1,32 @@
 """The device plugins' manifests, shipped as static YAML in templates/firstboot/.
 
 Nothing in them varies per node (the node is chosen by the label first boot sets), so
-they are plain YAML, not jinja2. They are read through importlib.resources from the
-package `installer_ext.templates` (pyproject maps templates/ to it, so the wheel and the
-node's .pyz carry them) and, in a source checkout, from the repository's
-templates/firstboot/.
+they are plain YAML, not jinja2. `installer_ext.templating.template_source` finds them in
+a source checkout, an installed wheel (installer_ext/templates/) and the node's .pyz.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from installer_ext.errors import ExtError
 from installer_ext.firstboot.objects import APPLIABLE
+from installer_ext.templating import template_source
 
 PLUGIN_TEMPLATES: dict[str, tuple[str, ...]] = {
     "nvidia": ("nvidia-runtimeclass.yaml", "nvidia-device-plugin.yaml"),
     "amd": ("amd-device-plugin.yaml",),
 }
 
-_SOURCE_DIR = Path(__file__).resolve().parents[2] / "templates" / "firstboot"
-
 
 def read_template(name: str) -> str:
-    # installed wheel or .pyz: the package `installer_ext.templates` (pyproject maps the
-    # top-level templates/ to it); a plain source checkout: the repository's directory.
-    for package, parts in (("installer_ext.templates", ("firstboot",)), ("installer_ext", ("templates", "firstboot"))):
-        try:
-            res = importlib.resources.files(package)
-            for part in (*parts, name):
-                res = res.joinpath(part)
-            if res.is_file():
-                return res.read_text(encoding="utf-8")
-        except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, TypeError):
-            continue
-    path = _SOURCE_DIR / name
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ExtError(f"template firstboot/{name} not found in the package nor in {_SOURCE_DIR}: {exc.strerror}") from None
+        return template_source(f"firstboot/{name}")
+    except FileNotFoundError as exc:
+        raise ExtError(str(exc)) from None
 
 
 def manifests(plugin: str) -> list[dict[str, Any]]:
