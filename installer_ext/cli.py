@@ -97,7 +97,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from installer_ext.config.load import load_schema
 
-    _json_out(load_schema())
+    # Indented even into a file: people keep it for their editor.
+    sys.stdout.write(json.dumps(load_schema(), indent=2) + "\n")
     return EXIT_OK
 
 
