@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from installer_ext import paths
 from installer_ext.errors import EXIT_OK
-from installer_ext.firstboot.runner import Firstboot, Options
+from installer_ext.firstboot.options import Options
 
 DEFAULTS = Options(root="/", plan="", kubeconfig=paths.DEFAULT_KUBECONFIG, state_dir="")
 
@@ -118,6 +118,8 @@ def progress(quiet: bool) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from installer_ext.firstboot.runner import Firstboot  # ssl, http.client, yaml: only when it runs
+
     with progress(getattr(args, "quiet", False)):
         Firstboot(options(args)).run()
     return EXIT_OK

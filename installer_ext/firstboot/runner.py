@@ -31,6 +31,7 @@ from installer_ext.firstboot import claims as claims_step
 from installer_ext.firstboot import gpu, inputs, manifests, node, plugins, settings
 from installer_ext.firstboot.apiwait import wait_for_api
 from installer_ext.firstboot.objects import ADDON_NAMESPACE, PCIDEVICES
+from installer_ext.firstboot.options import Options
 from installer_ext.firstboot.state import DONE, FAILED, SKIPPED, StateDir
 from installer_ext.kube.backoff import Backoff, Clock, Deadline
 from installer_ext.kube.client import KubeClient
@@ -42,25 +43,6 @@ log = logging.getLogger(__name__)
 
 PCIDEVICES_ADDON = "pcidevices-controller"
 SUMMARY_VERSION = 1
-
-
-@dataclass
-class Options:
-    root: str
-    plan: str
-    kubeconfig: str
-    state_dir: str
-    node_name: str | None = None
-    deadline: float = 900.0
-    request_timeout: float = 15.0
-    retries: int = 5
-    claims_wait: float = 300.0
-    allocatable_wait: float = 300.0
-    nvidia_smi: str = "nvidia-smi"
-    nvidia_smi_timeout: float = 30.0
-    poll_interval: float = 1.0
-    poll_max: float = 15.0
-    max_conflicts: int = 10
 
 
 @dataclass
