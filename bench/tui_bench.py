@@ -42,7 +42,7 @@ def first_screen(root: str, rows: int, cols: int) -> tuple[float, TuiRun]:
 
     def complete(r: TuiRun) -> bool:
         text = r.text
-        return "functions, 0 to VMs" in text and "-- IOMMU group 0" in text and "Esc back" in text
+        return "functions, 0 to VMs" in text and "-- IOMMU group 17" in text and "Esc back" in text
 
     run.wait_for(complete, timeout=60, what="the complete devices screen")
     return time.monotonic() - run.started, run

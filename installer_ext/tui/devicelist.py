@@ -119,7 +119,7 @@ class DeviceRow(urwid.WidgetWrap):
 class GroupHeader(urwid.WidgetWrap):
     def __init__(self, entry: r.Entry) -> None:
         self.entry = entry
-        text = urwid.Text(("group", "-- " + group_words(entry.gid, entry.predicted, entry.count) + " "), wrap=ELLIPSIS)
+        text = urwid.Text(("group", "-- " + group_words(entry.gid, entry.predicted, entry.count, entry.hidden) + " "), wrap=ELLIPSIS)
         super().__init__(text)
 
     def selectable(self) -> bool:

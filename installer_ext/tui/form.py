@@ -76,6 +76,7 @@ class Form(urwid.WidgetWrap):
         self.layout = RowLayout(session.facts.devices)
         self.unfolded: set[str] = set()
         self.needle = ""
+        self.bridges = False  # b shows the bridges (never bound, left out by default)
         self.leaving = False  # Esc pressed once: the next Esc leaves
 
         self.host = urwid.Text("")
@@ -152,7 +153,7 @@ class Form(urwid.WidgetWrap):
 
     def _rebuild(self, keep: tuple | None, entries: list[r.Entry] | None = None) -> None:
         if entries is None:
-            entries = self.listing.entries(self.unfolded, self.needle, self._state_text)
+            entries = self.listing.entries(self.unfolded, self.needle, self._state_text, self.bridges)
         if keep is None and self.walker.entries:
             cur = self.walker.focus_entry()
             keep = cur.key if cur is not None else None
@@ -172,8 +173,8 @@ class Form(urwid.WidgetWrap):
             text = f" Devices: {shown} of {self.listing.total} match, {to_vms} to VMs"
         else:
             text = f" Devices by IOMMU group: {self.listing.total} functions, {to_vms} to VMs"
-        if self.session.facts.groups_predicted:
-            text += " (* predicted)"
+        if self.listing.bridges and not self.needle:
+            text += f"; b {'hides' if self.bridges else 'shows'} {self.listing.bridges} bridges"
         self.list_title.set_text(text)
 
     def _refresh(self) -> None:
@@ -282,7 +283,7 @@ class Form(urwid.WidgetWrap):
         if needle == self.needle:
             return
         self.needle = needle
-        entries = self.listing.entries(self.unfolded, self.needle, self._state_text)
+        entries = self.listing.entries(self.unfolded, self.needle, self._state_text, self.bridges)
         first = next((e.key for e in entries if e.kind in (r.DEVICE, r.VF) and not e.context), None)
         self._rebuild(keep=first, entries=entries)
         self._show_header_of_focus()
@@ -303,6 +304,11 @@ class Form(urwid.WidgetWrap):
             return None
         if key == "/":
             self.open_filter()
+            return None
+        if key == "b":
+            self.bridges = not self.bridges
+            self._rebuild(keep=None)
+            self._focus_moved()
             return None
         if key == "tab":
             self.body.focus_position = SWITCHES if self.body.focus_position == LIST else LIST

@@ -29,6 +29,7 @@ class Entry:
     predicted: bool = False
     count: int = 0
     context: bool = False  # a PF shown only because some of its VFs match the filter
+    hidden: int = 0  # bridges of the group not shown
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Listing:
             for gid, devs in sorted(by_gid.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
         ]
         self.total = len(facts.devices)
+        self.bridges = sum(1 for d in top if d.kind == "bridge")
         self._search: dict[str, str] = {}
 
     def is_pf(self, dev: PciFunction) -> bool:
@@ -89,9 +91,10 @@ class Listing:
             self._search[dev.address] = text
         return text
 
-    def entries(self, unfolded: set[str], needle: str = "", state_text=None) -> list[Entry]:
+    def entries(self, unfolded: set[str], needle: str = "", state_text=None, bridges: bool = False) -> list[Entry]:
         """Rows to show. `needle` filters functions (case-insensitive, against the
-        address, kind, names, ids, driver, interfaces, group and `state_text(dev)`)."""
+        address, kind, names, ids, driver, interfaces, group and `state_text(dev)`).
+        Bridges (never bound) are left out unless `bridges` or the filter names them."""
         needle = needle.strip().lower()
 
         def match(dev: PciFunction) -> bool:
@@ -104,7 +107,11 @@ class Listing:
         out: list[Entry] = []
         for sec in self.sections:
             rows: list[Entry] = []
+            hidden = 0
             for d in sec.devices:
+                if d.kind == "bridge" and not bridges and not (needle and match(d)):
+                    hidden += 1
+                    continue
                 vfs = self.vfs.get(d.address, [])
                 pf_match = match(d)
                 matched = [v for v in vfs if match(v)] if needle else []
@@ -116,6 +123,6 @@ class Listing:
                     rows.append(Entry(SRIOV, (SRIOV, d.address), d))
                 rows.extend(Entry(VF, (VF, v.address), v) for v in vf_rows)
             if rows:
-                out.append(Entry(HEADER, (HEADER, sec.gid), None, sec.gid, sec.predicted, len(sec.devices)))
+                out.append(Entry(HEADER, (HEADER, sec.gid, hidden), None, sec.gid, sec.predicted, len(sec.devices), hidden=hidden))
                 out.extend(rows)
         return out

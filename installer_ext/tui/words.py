@@ -201,8 +201,9 @@ def device_words(dev: PciFunction) -> str:
     return f"{vendor} {name}"
 
 
-def group_words(gid: int | None, predicted: bool, count: int) -> str:
-    if gid is None:
-        return "No IOMMU group"
+def group_words(gid: int | None, predicted: bool, count: int, hidden: int = 0) -> str:
     fn = "function" if count == 1 else "functions"
-    return f"IOMMU group {gid}" + (" (predicted)" if predicted else "") + f", {count} {fn}"
+    tail = f", {hidden} bridge{'s' if hidden > 1 else ''} not shown" if hidden else ""
+    if gid is None:
+        return f"No IOMMU group: {count} {fn}{tail}"
+    return f"IOMMU group {gid}" + (" (predicted)" if predicted else "") + f", {count} {fn}{tail}"

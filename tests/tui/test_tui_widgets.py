@@ -67,11 +67,24 @@ def test_the_form_fills_the_screen_with_title_host_switches_list_and_footer(sess
     assert rows[0].startswith(" GPU drivers / PCI passthrough")
     assert rows[1].startswith(" CPU Intel, virtualization on | IOMMU on (12 groups) | interrupt remapping on")
     assert any("[ ] Enable PCI passthrough" in r and "[ ] Install GPU drivers / device plugin" in r for r in rows)
-    assert any(r.startswith("-- IOMMU group 0, 1 function") for r in rows)
+    assert any(r.startswith("-- IOMMU group 1, 3 functions, 1 bridge not shown") for r in rows)
+    assert not any(" 00:00.0 " in r for r in rows)  # a host bridge: never bound, not listed...
+    assert "b shows 5 bridges" in flat(rows)
     assert "Space select" in rows[-1] and "Enter next" in rows[-1] and "Esc back" in rows[-1]
     nvidia = row_of(rows, "01:00.0")
     assert nvidia.startswith("[ ] 01:00.0   gpu     NVIDIA GA102")
     assert "nvidia" in nvidia and nvidia.rstrip().endswith("can go to VMs")
+
+
+def test_b_shows_and_hides_the_bridges(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    press(form, SMALL, "tab", "b", "home")
+    rows = screen(form)
+    assert any(r.startswith("-- IOMMU group 0, 1 function") for r in rows)
+    assert row_of(rows, "00:00.0").rstrip().endswith("host/ISA bridge")
+    assert "b hides 5 bridges" in flat(rows)
+    press(form, SMALL, "b")
+    assert not any(" 00:00.0 " in r for r in screen(form))
 
 
 def test_space_on_the_gpu_selects_its_group_and_the_panel_says_so(session_of):
@@ -203,7 +216,7 @@ def test_page_keys_keep_the_focused_row_on_screen(session_of):
     press(form, SMALL, "end")
     assert details(form).startswith(" 3e:00.0 ")
     press(form, SMALL, "home")
-    assert details(form).startswith(" 00:00.0 ")
+    assert details(form).startswith(" 00:17.0 ")  # the first function that is not a bridge
 
 
 def test_widths_stay_inside_narrow_and_wide_screens(session_of):
