@@ -37,7 +37,8 @@ def held_logs() -> Iterator[_Held]:
     finally:
         logging.captureWarnings(False)
         root.handlers = saved
-        targets = saved or [logging.lastResort] if logging.lastResort is not None else saved
+        # No handler configured: what logging itself would have done (WARNING and up to stderr).
+        targets = saved if saved else [h for h in (logging.lastResort,) if h is not None]
         for record in held.records:
             for h in targets:
                 if record.levelno >= h.level:

@@ -7,6 +7,7 @@ them gives a preview one can read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import urwid
@@ -17,6 +18,8 @@ from installer_ext.report import short_address
 from installer_ext.tui.form import MessagePanel, fitting, title_widget
 from installer_ext.tui.session import SECTION, Session
 from installer_ext.tui.words import device_words, shorten
+
+log = logging.getLogger(__name__)
 
 
 def section_yaml(section: dict) -> str:

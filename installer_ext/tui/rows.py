@@ -7,12 +7,15 @@ state and filter. Pure data: the widgets are made from entries in `devicelist`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from installer_ext.host.address import address_sort_key
 from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.report import short_address
 from installer_ext.tui.words import device_words
+
+log = logging.getLogger(__name__)
 
 HEADER = "group"
 DEVICE = "dev"

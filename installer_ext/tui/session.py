@@ -186,6 +186,14 @@ class Session:
         dev = self.facts.device(address)
         if address in self.passthrough:
             return self._deselect(address)
+        if any(sel.address == address for sel in self.choices.devices):
+            # Named by the config but refused (or ignored while passthrough is off):
+            # Space takes it out of the selection.
+            kept = tuple(sel for sel in self.choices.devices if sel.address != address)
+            out = self._switch(dataclasses.replace(self.choices, devices=kept), f"Removing {short_address(address)}")
+            if out.ok:
+                return Outcome(True, (f"{name_of(dev, address)} taken out of the selection.",))
+            return out
         if not self.choices.enabled:
             return Outcome(False, ("Turn on \"Enable PCI passthrough\" first (the switch at the top).",), error=True)
         if dev is not None and dev.physfn is not None:

@@ -5,6 +5,7 @@ Pure text from the facts and the plans the session holds; no urwid, no decisions
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.plan import model as pm
 from installer_ext.report import short_address
 from installer_ext.tui.session import Session
+
+log = logging.getLogger(__name__)
 
 # Styles (palette names) used by the rows.
 SELECTED = "selected"
@@ -120,12 +123,12 @@ def _short_reason(reason: str, code: str = "") -> str:
     if code == hm.BLOCK_MGMT_NIC:
         m = re.match(r"(\S+) has a link and may become", text)
         if m:
-            return f"may be mgmt net ({m.group(1)})"
+            return "may be mgmt network"
         return first.replace("management network", "management net")
     if code in (hm.BLOCK_INSTALL_DISK, hm.BLOCK_DATA_DISK):
         m = re.match(r"holds /dev/(\S+?),? which may be the install disk", text)
         if m:
-            return f"may be install disk ({m.group(1)})"
+            return "may hold install disk"
         m = re.match(r"controller of (install|data) disk /dev/(\S+)", text)
         if m:
             return f"{m.group(1)} disk {m.group(2)}"

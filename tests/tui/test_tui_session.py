@@ -81,9 +81,9 @@ def test_selecting_while_passthrough_is_off_asks_for_the_switch(session_of):
 
 def test_without_install_section_nics_with_link_and_disk_controllers_are_blocked_in_words(session_of):
     s = session_of("intel-workstation", Choices(enabled=True))
-    assert state(s, MGMT).short == "may be mgmt net (eno1)"
+    assert state(s, MGMT).short == "may be mgmt network"
     assert "may become the management network" in state(s, MGMT).long
-    assert state(s, SATA).short == "may be install disk (sda)"
+    assert state(s, SATA).short == "may hold install disk"
     # The spare I210 has no link: it is not a candidate for the management network.
     assert state(s, SPARE).short == "can go to VMs"
     # Group-mates of the onboard NIC are blocked because of it.
@@ -191,3 +191,15 @@ def test_host_lines_say_what_the_iommu_state_means(facts_of):
     assert any("predicted" in line.text for line in off)
     absent = host_lines(facts_of("no-iommu-desktop"), InstallInfo())
     assert absent[1].style == "bad" and "Enable VT-d / AMD-Vi" in absent[1].text
+
+
+def test_a_refused_address_from_the_config_is_taken_out_by_space(session_of):
+    s = session_of(
+        "intel-workstation", Choices(enabled=True, devices=(Selector(address=VGA, path="pciPassthrough.devices[0]"),))
+    )
+    assert state(s, VGA).mark == " ! " and state(s, VGA).short == "refused: boot display"
+    assert s.problems() and "boot display" in s.problems()[0]
+    out = s.toggle(VGA)
+    assert out.ok and "taken out of the selection" in out.lines[0]
+    assert s.choices.devices == () and not s.problems()
+    assert state(s, VGA).mark == " - "

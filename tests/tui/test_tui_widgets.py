@@ -282,3 +282,12 @@ def test_every_palette_entry_has_a_mono_form():
             assert mono, name
         # The Linux console blinks bright backgrounds: only the 8 dark ones are used.
         assert bg in ("black", "dark blue", "dark red", "light gray", "dark cyan", "dark green", "brown", "dark magenta")
+
+
+@pytest.mark.parametrize("size", [(40, 10), (20, 5), (80, 8), (1, 1)])
+def test_tiny_terminals_draw_without_error(session_of, size):
+    s = session_of("intel-workstation")
+    form, _ = make_form(s)
+    for w in (form, Preview(preview_lines(s, None), Calls().confirm, Calls().back)):
+        rows = screen(w, size)
+        assert len(rows) == size[1] and all(len(r) == size[0] for r in rows)
