@@ -10,8 +10,10 @@ ENOENT as it does on a real kernel instead of being created in a fake tree.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
+
+from installer_ext.clock import Clock  # noqa: F401 - re-exported for the callers
+from installer_ext.host.sysfs import read_attr, read_link
 
 
 @dataclass
@@ -36,16 +38,7 @@ class SysfsIO:
 
     def read(self, path: str, limit: int = 4096) -> str | None:
         """At most `limit` bytes of an attribute as text, or None if it cannot be read."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            return os.read(fd, limit).decode("utf-8", "replace")
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+        return read_attr(path, limit)
 
     def read_bytes(self, path: str, limit: int) -> bytes | None:
         try:
@@ -55,10 +48,7 @@ class SysfsIO:
             return None
 
     def readlink(self, path: str) -> str | None:
-        try:
-            return os.readlink(path)
-        except OSError:
-            return None
+        return read_link(path)
 
     def listdir(self, path: str) -> list[str] | None:
         """Entries of a directory, None when it is missing or unreadable."""
@@ -71,12 +61,3 @@ class SysfsIO:
         return os.path.isdir(path)
 
 
-class Clock:
-    """Monotonic time and sleep; tests replace it so that no test waits for real."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)

@@ -14,7 +14,7 @@ import re
 from installer_ext.host import config_space
 from installer_ext.host.address import PCI_ADDRESS_RE, address_sort_key
 from installer_ext.host.model import PciFunction, Sriov
-from installer_ext.host.sysfs import SysRoot, parse_int
+from installer_ext.host.sysfs import SysRoot, parse_int, read_attr, read_link
 
 log = logging.getLogger(__name__)
 
@@ -89,25 +89,9 @@ def _link_address(link: str | None) -> str | None:
     return name if PCI_ADDRESS_RE.match(name) else None
 
 
-def _read(path: str, limit: int = 4096) -> str | None:
-    """One attribute as text; None when it cannot be read (hot path: no helpers)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, limit).decode("utf-8", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _readlink(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
+# Local names for the hot loop.
+_read = read_attr
+_readlink = read_link
 
 
 def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction:

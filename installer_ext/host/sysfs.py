@@ -13,6 +13,28 @@ import os
 _READ_CHUNK = 65536
 
 
+def read_attr(path: str, limit: int = 4096) -> str | None:
+    """One sysfs attribute as text (at most `limit` bytes); None when it cannot be read.
+    The hot path of a scan and of the binder: a bare open/read/close."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
 class SysRoot:
     """A machine's root directory; all paths given to it are relative to ROOT."""
 

@@ -12,20 +12,10 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-
-class Clock:
-    """Monotonic time and sleep; tests replace it with a fake."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+from installer_ext.clock import Clock  # noqa: F401 - re-exported for the callers
 
 
 @dataclass
