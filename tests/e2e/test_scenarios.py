@@ -23,7 +23,8 @@ Four boots, two at a time (one per core):
   `installer_ext.skip=1`. The yip stage that writes modprobe.d and the udev rule is
   left out (its `if:` says so on a rescue boot) and the drivers load as the rendered
   `rd.driver.pre=vfio-pci` asks dracut to: vfio-pci first. `bind` must do nothing and
-  record skipped=true.
+  record skipped=true, and the id-bound pair must stay on e1000 as the rescue stage
+  promises (see test_rescue_boot_leaves_the_id_bound_group_on_its_host_driver).
 
 Every assertion reads what the guest wrote to $E2E_OUT (or the guest's dmesg), never
 QEMU's exit status.
@@ -558,3 +559,24 @@ def test_rescue_switch_turns_the_binder_off(guests):
     assert drivers(r, "drivers-after.txt")[NIC] == "e1000e"
     assert all(v == "(null)" for v in overrides(r, "drivers-after.txt").values())
 
+
+def test_rescue_boot_leaves_the_id_bound_group_on_its_host_driver(guests):
+    """A rescue boot binds nothing: the yip stage leaves out modprobe.d and the udev
+    rule "(not on a rescue boot)", the first-boot unit skips it because "nothing was
+    bound", and the binder records skipped with no devices.
+
+    Seen on Debian's 6.1.0-56 with kmod 30: the grubenv still puts
+    `vfio-pci.ids=8086:100e rd.driver.pre=vfio-pci` on the command line; with vfio-pci
+    loaded first (what rd.driver.pre asks of dracut), kmod hands it the ids from
+    /proc/cmdline and the kernel gives the e1000 pair to vfio-pci before e1000 loads.
+    `installer_ext.skip=1` turns off only what installer-ext runs itself.
+    """
+    r = guests.result("rescue").check()
+    start = drivers(r, "drivers-start.txt")
+    assert "installer-ext-vfio.conf" not in r.text("modprobe-d.txt").split()
+    evidence = (
+        f"drivers when the hook started: {start}\n"
+        f"kmod's options (no modprobe.d file; from /proc/cmdline): {r.text('modprobe-c.txt').strip()}\n"
+        + "\n".join(l for l in dmesg(r).splitlines() if "Command line:" in l or "vfio_pci: add" in l)
+    )
+    assert (start[E1000[0]], start[E1000[1]]) == ("e1000", "e1000"), evidence
