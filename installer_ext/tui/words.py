@@ -167,6 +167,16 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
             "[ ]", "kept for containers", "Kept on the host driver for containers (GPU device plugin).", HOST
         )
     if dev.physfn is not None:
+        sp = s.sriov_plan(dev.physfn)
+        if sp is not None and a not in sp.vfs:
+            return RowState(
+                "   ",
+                "not made at boot",
+                f"{short_address(dev.physfn)} gets {sp.num_vfs} VFs at every boot: this one will not exist.",
+                BLOCKED,
+            )
+        if sp is not None and not sp.vfs_to_vfio:
+            return RowState("   ", "VF on the host driver", "VFs of this PF stay on their host driver (VFs to VMs is off).", NORMAL)
         if dev.blockers:
             b = dev.blockers[0]
             return RowState("   ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)

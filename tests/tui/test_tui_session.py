@@ -203,3 +203,15 @@ def test_a_refused_address_from_the_config_is_taken_out_by_space(session_of):
     assert out.ok and "taken out of the selection" in out.lines[0]
     assert s.choices.devices == () and not s.problems()
     assert state(s, VGA).mark == " - "
+
+
+def test_vf_rows_follow_the_count_set_on_their_pf(session_of):
+    s = session_of("big", Choices(enabled=True))
+    pf = "0000:24:00.0"
+    assert s.set_sriov(pf, 16, True).ok
+    assert state(s, "0000:24:01.0").short == "to VMs (VF)"
+    assert state(s, "0000:24:02.7").short == "to VMs (VF)"
+    assert state(s, "0000:24:03.0").short == "not made at boot"
+    assert s.set_sriov(pf, 16, False).ok
+    assert state(s, "0000:24:01.0").short == "VF on the host driver"
+    assert state(s, "0000:26:01.0").short == "VF, host driver iavf"  # another PF, left as it is
