@@ -7,7 +7,6 @@ DESIGN.md: keys may be added, never renamed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 # Device kinds of the contract.
 KINDS = ("gpu", "nic", "storage", "usb", "audio", "bridge", "other")
@@ -24,7 +23,6 @@ BLOCK_DATA_DISK = "data-disk"
 BLOCK_SAME_GROUP = "same-group"
 BLOCK_HOST_GPU = "host-gpu"
 
-
 @dataclass(frozen=True)
 class Blocker:
     """Why a function must not be given to vfio-pci."""
@@ -34,9 +32,8 @@ class Blocker:
     # The address of the device that causes it, for group-mates ("same-group").
     by: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {"code": self.code, "reason": self.reason, "by": self.by}
-
 
 @dataclass(frozen=True)
 class CpuFacts:
@@ -47,7 +44,6 @@ class CpuFacts:
     # What the virtualization answer rests on: "vmx", "svm", "kvm", or nothing.
     evidence: tuple[str, ...] = ()
 
-
 @dataclass(frozen=True)
 class IommuFacts:
     state: str  # enabled | available | absent
@@ -56,7 +52,6 @@ class IommuFacts:
     firmware_tables: tuple[str, ...] = ()
     # IOMMU units the kernel registered (sys/class/iommu: dmar0, ivhd0, ...).
     units: tuple[str, ...] = ()
-
 
 @dataclass(frozen=True)
 class Sriov:
@@ -67,7 +62,6 @@ class Sriov:
     stride: int | None = None
     vf_device_id: str | None = None
     drivers_autoprobe: bool | None = None
-
 
 @dataclass
 class PciFunction:
@@ -118,7 +112,7 @@ class PciFunction:
     def slot(self) -> str:
         return self.address.rsplit(".", 1)[0]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "address": self.address,
             "vendor_id": self.vendor_id,
@@ -160,16 +154,14 @@ class PciFunction:
             "blockers": [b.to_json() for b in self.blockers],
         }
 
-
 @dataclass(frozen=True)
 class Group:
     id: int
     devices: tuple[str, ...]
     predicted: bool = False
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {"id": self.id, "devices": list(self.devices), "predicted": self.predicted}
-
 
 @dataclass(frozen=True)
 class NetInterface:
@@ -178,13 +170,11 @@ class NetInterface:
     mac: str | None = None
     operstate: str | None = None  # up, down, dormant, unknown (sysfs operstate)
 
-
 @dataclass(frozen=True)
 class BlockDevice:
     name: str  # sda, nvme0n1, sda1
     controllers: tuple[str, ...]  # PCI functions holding it (several with NVMe multipath)
     disk: str | None = None  # the whole disk of a partition
-
 
 @dataclass
 class HostFacts:
@@ -229,7 +219,7 @@ class HostFacts:
             self._members = members
         return list(self._members.get(gid, [dev]))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "root": self.root,
             "cpu": {

@@ -95,8 +95,22 @@ _readlink = read_link
 
 
 def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction:
-    base = f"{root.sys}/bus/pci/devices/{address}"
+    entry = f"{root.sys}/bus/pci/devices/{address}"
     unknown: list[str] = []
+    # The bus/pci/devices entry links to the device's place in the hierarchy: the
+    # component above it is the upstream bridge (absent on a root bus). Reading through
+    # the resolved directory spares the kernel a symlink walk on every attribute.
+    parent = None
+    link = _readlink(entry)
+    if link:
+        parts = link.rstrip("/").rsplit("/", 2)
+        if len(parts) == 3 and PCI_ADDRESS_RE.match(parts[1]):
+            parent = parts[1]
+        base = os.path.normpath(os.path.join(os.path.dirname(entry), link))
+        if not base.startswith(root.sys + "/"):
+            base = entry  # a link out of the tree: read through the entry as it is
+    else:
+        base = entry
     # No directory listing (it costs as much as all the reads below): optional
     # attributes are simply tried, and a missing one fails fast with ENOENT.
     uevent = _read(base + "/uevent")
@@ -177,15 +191,6 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
     elif uevent is not None:
         # Kernels >= 5.15 list reset methods; without either file the kernel knows none.
         resettable = False
-
-    # The bus/pci/devices entry links to the device's place in the hierarchy; the
-    # component above it is the upstream bridge (absent for a root bus device).
-    parent = None
-    link = _readlink(base)
-    if link:
-        parts = link.rstrip("/").rsplit("/", 2)
-        if len(parts) == 3 and PCI_ADDRESS_RE.match(parts[1]):
-            parent = parts[1]
 
     info = config_space.UNREADABLE
     # Bridges' ACS is read even with the IOMMU on: it tells whether VFs created later
