@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -27,19 +26,28 @@ from bench.machines import big_host  # noqa: E402
 from tests.fakesys.builder import build, expand_vfs  # noqa: E402
 
 
+def run_once(cmd: list[str]) -> tuple[float, float, int]:
+    """(wall s, cpu s, max RSS KiB) of one run, from the child's own rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
 def timed(cmd: list[str], runs: int) -> tuple[float, float, int]:
-    """(median wall s, median cpu s, max RSS KiB) over `runs` runs after a warm-up."""
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    walls, cpus, rss = [], [], 0
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
-        rss = max(rss, after.ru_maxrss)
-    return statistics.median(walls), statistics.median(cpus), rss
+    """Medians of wall and cpu time, and the largest max RSS, over `runs` runs after a
+    warm-up run."""
+    run_once(cmd)
+    samples = [run_once(cmd) for _ in range(runs)]
+    return (
+        statistics.median(s[0] for s in samples),
+        statistics.median(s[1] for s in samples),
+        max(s[2] for s in samples),
+    )
 
 
 def main() -> int:

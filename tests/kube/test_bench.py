@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.kube.bench import measure
+from bench.firstboot_bench import measure
 
 
 def test_requests_for_64_bound_devices(tmp_path, pki, capsys) -> None:

@@ -1,6 +1,6 @@
 """Figures: API requests and wall time for a first boot with N bound devices.
 
-    .venv/bin/python -m tests.kube.bench [--devices 64] [--repeat 5]
+    .venv/bin/python -m bench.firstboot_bench [--devices 64] [--repeat 5]
 
 A fresh fake cluster each time (TLS on 127.0.0.1, the pcidevices controller and the
 kubelet simulated), one NVIDIA GPU kept on the host, N devices bound to vfio-pci, the
