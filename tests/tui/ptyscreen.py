@@ -173,7 +173,9 @@ class TuiRun:
                 before = self.text
                 self.send(direction)
                 if self.text == before:
-                    break
+                    self.settle(quiet=0.6)  # a loaded machine may take longer to redraw
+                    if self.text == before:
+                        break
         raise ScreenTimeout(f"cannot move the focus to {address}; the screen:\n{self.dump()}")
 
     def to_vf_field(self, pf: str) -> None:

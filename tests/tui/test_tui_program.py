@@ -174,6 +174,7 @@ def test_colour_on_the_linux_console_uses_dark_backgrounds_only(tui, machine_roo
     assert not any(c.blink for line in run.screen.buffer.values() for c in line.values())
 
 
+@pytest.mark.slow
 def test_big_host_shows_progress_then_the_folded_list_and_filters(tui, big_root, tmp_path):
     run = tui("--root", big_root, "--output", str(tmp_path / "o.yaml"))
     run.wait_for("4101 functions", timeout=30)

@@ -160,6 +160,7 @@ def test_gpu_drivers_keep_unselected_gpus_for_containers(session_of):
     assert s.plan.device_plugins == ["amd"]
 
 
+@pytest.mark.slow
 def test_a_vf_cannot_be_picked_alone(session_of):
     s = session_of("big", Choices(enabled=True))
     vf = next(d for d in s.facts.devices if d.physfn)
@@ -205,6 +206,7 @@ def test_a_refused_address_from_the_config_is_taken_out_by_space(session_of):
     assert state(s, VGA).mark == " - "
 
 
+@pytest.mark.slow
 def test_vf_rows_follow_the_count_set_on_their_pf(session_of):
     s = session_of("big", Choices(enabled=True))
     pf = "0000:24:00.0"

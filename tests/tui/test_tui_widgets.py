@@ -184,6 +184,7 @@ def test_vf_count_field_validates_against_the_maximum(session_of):
     assert press(form, SMALL, "x") == ["x"] or form.session.choices.sriov[0].num_vfs == 9
 
 
+@pytest.mark.slow
 def test_vfs_fold_under_their_pf_on_a_big_host(session_of):
     s = session_of("big")
     form, _ = make_form(s)
@@ -203,6 +204,7 @@ def test_vfs_fold_under_their_pf_on_a_big_host(session_of):
     assert details(form).startswith(" 20:00.0 ")
 
 
+@pytest.mark.slow
 def test_page_keys_keep_the_focused_row_on_screen(session_of):
     form, _ = make_form(session_of("big"))
     go_to(form, "0000:20:00.0")
@@ -248,6 +250,7 @@ def test_preview_lists_exactly_what_will_be_written(session_of):
     assert "\n".join(yaml_lines) + "\n" == section_yaml(s.section())
 
 
+@pytest.mark.slow
 def test_preview_sums_up_thousands_of_vfs(session_of):
     s = session_of("big", Choices(enabled=True))
     assert s.set_sriov("0000:20:00.0", 200, True).ok
