@@ -25,7 +25,7 @@ def big_host(total: int = 4096, nics: int = 16, gpus: int = 16) -> Machine:
         ports.append(f"0000:00:{dev + 1:02x}.{fn}")
     fixed = len(devs) + len(ports) + 2 * gpus + nics
     vfs_each, extra = divmod(total - fixed, nics)
-    for i, port in enumerate(ports):
+    for port in ports:
         devs.append(Dev(port, "8086:2030", "060400", "pcieport", gid, pcie_type=RP, acs=True, multifunction=True))
         gid += 1
     for i in range(gpus):

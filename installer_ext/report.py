@@ -106,7 +106,7 @@ def format_plan(plan) -> str:
         lines.append("Bound to vfio-pci at boot:")
         for p in plan.passthrough:
             group = "?" if p.iommu_group is None else str(p.iommu_group)
-            how = "by id (vfio-pci.ids)" if p.bind_at_boot == "ids" else "by address"
+            how = "by id (vfio-pci options in modprobe.d)" if p.bind_at_boot == "ids" else "by address"
             extra = f", VF of {short_address(p.vf_of)}" if p.vf_of else ""
             pred = " (group predicted)" if p.group_predicted else ""
             lines.append(

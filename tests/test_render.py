@@ -3,7 +3,6 @@ units with the real systemd-analyze, atomic writes under kill -9."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -86,7 +85,7 @@ def test_grubenv_keeps_other_variables_and_arguments(rendered):
     env = grub_list(target)
     assert env["saved_entry"] == "cos"
     assert env["third_party_kernel_args"] == (
-        "multipath=off console=tty1 intel_iommu=on iommu=pt vfio-pci.ids=10de:1aef,10de:2206,8086:1533 rd.driver.pre=vfio-pci"
+        "multipath=off console=tty1 intel_iommu=on iommu=pt"
     )
     assert os.path.getsize(os.path.join(target, "oem", "grubenv")) == 1024
 
@@ -108,7 +107,7 @@ def test_a_changed_plan_replaces_only_our_arguments(rendered, machine_root, tmp_
     assert r.rc == 0, r.err
     env = grub_list(target)
     assert env["third_party_kernel_args"] == (
-        "multipath=off console=tty1 intel_iommu=on iommu=pt vfio-pci.ids=10de:1aef,10de:2206 rd.driver.pre=vfio-pci video=efifb:off"
+        "multipath=off console=tty1 intel_iommu=on iommu=pt video=efifb:off"
     )
     assert env["saved_entry"] == "cos"
 

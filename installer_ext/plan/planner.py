@@ -210,8 +210,7 @@ class _Planner:
             host_gpus=host_gpus,
             sriov=[] if fatal else sorted(sriov_plans, key=lambda s: _key(s.address)),
             kernel_args=kernel_args(
-                f.cpu.vendor, enabled and f.iommu.state != "absent", vfio_ids if not fatal else [],
-                c.allow_unsafe_interrupts, c.extra_kernel_args,
+                f.cpu.vendor, enabled and f.iommu.state != "absent", c.allow_unsafe_interrupts, c.extra_kernel_args
             ),
             vfio_ids=[] if fatal else vfio_ids,
             refused=sorted(self.refused.values(), key=lambda r: (r.address is None, _key(r.address) if r.address else ())),

@@ -15,16 +15,15 @@ Four boots, two at a time (one per core):
   address; the planner takes its group-mate 02:02.0 and, as 8086:100e is nowhere else,
   binds both by id): boots with B's rendered kernel args and modprobe.d, kmod, and
   the drivers in the harness's order (e1000 before vfio-pci), so only what render wrote
-  (`softdep e1000 pre: vfio-pci`, `options vfio-pci ids=`, `vfio-pci.ids=`) can give
-  the pair to vfio-pci. The drivers are recorded first thing in the hook; then `bind`
+  (`softdep e1000 pre: vfio-pci`, `options vfio-pci ids=`) can give the pair to
+  vfio-pci. The drivers are recorded first thing in the hook; then `bind`
   must find nothing to do, and the group must be viable.
 - `rescue` (config A+B rendered on this machine against the recorded IOMMU-off tree
   of the same machine, so it can boot beside `iso`): the rendered kernel args plus
   `installer_ext.skip=1`. The yip stage that writes modprobe.d and the udev rule is
-  left out (its `if:` says so on a rescue boot) and the drivers load as the rendered
-  `rd.driver.pre=vfio-pci` asks dracut to: vfio-pci first. `bind` must do nothing and
-  record skipped=true, and the id-bound pair must stay on e1000 as the rescue stage
-  promises (see test_rescue_boot_leaves_the_id_bound_group_on_its_host_driver).
+  left out (its `if:` says so on a rescue boot). `bind` must do nothing and record
+  skipped=true, and the id-bound pair must stay on e1000 as the rescue stage promises
+  (see test_rescue_boot_leaves_the_id_bound_group_on_its_host_driver).
 
 Every assertion reads what the guest wrote to $E2E_OUT (or the guest's dmesg), never
 QEMU's exit status.
@@ -412,7 +411,8 @@ def test_render_on_the_installer_iso(guests):
     assert a.kernel_args == ("intel_iommu=on", "iommu=pt")
     assert [(p["address"], p["why"], p["bind_at_boot"]) for p in a.plan["passthrough"]] == [
         (NIC, "selected", "address"), (VFS[0], "sriov-vf", "address"), (VFS[1], "sriov-vf", "address")]
-    assert b.kernel_args == ("intel_iommu=on", "iommu=pt", f"vfio-pci.ids={E1000_ID}", "rd.driver.pre=vfio-pci")
+    # The ids go to modprobe.d, not the kernel line, so that a rescue boot can drop them.
+    assert b.kernel_args == ("intel_iommu=on", "iommu=pt")
     assert [(p["address"], p["why"], p["bind_at_boot"]) for p in b.plan["passthrough"]] == [
         (E1000[0], "selected", "ids"), (E1000[1], "same-group", "ids")]
     assert [(g["passthrough"], g["left"]) for g in b.plan["groups"]] == [(list(E1000), [BRIDGE])]
@@ -565,11 +565,11 @@ def test_rescue_boot_leaves_the_id_bound_group_on_its_host_driver(guests):
     rule "(not on a rescue boot)", the first-boot unit skips it because "nothing was
     bound", and the binder records skipped with no devices.
 
-    Seen on Debian's 6.1.0-56 with kmod 30: the grubenv still puts
-    `vfio-pci.ids=8086:100e rd.driver.pre=vfio-pci` on the command line; with vfio-pci
-    loaded first (what rd.driver.pre asks of dracut), kmod hands it the ids from
-    /proc/cmdline and the kernel gives the e1000 pair to vfio-pci before e1000 loads.
-    `installer_ext.skip=1` turns off only what installer-ext runs itself.
+    This failed while render put `vfio-pci.ids=8086:100e rd.driver.pre=vfio-pci` on the
+    kernel line (Debian's 6.1.0-56, kmod 30): kmod handed vfio-pci the ids from
+    /proc/cmdline and the pair went to vfio-pci on the rescue boot, since
+    `installer_ext.skip=1` cannot take a token off the line. The ids now live only in
+    modprobe.d, which the rescue boot leaves out.
     """
     r = guests.result("rescue").check()
     start = drivers(r, "drivers-start.txt")

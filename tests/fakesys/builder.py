@@ -294,7 +294,7 @@ def build(m: Machine, root: str) -> str:
                 _w(os.path.join(ppath, "partition"), f"{i}\n")
                 _ln(ppath, os.path.join(sys_, "class", "block", part_fmt.format(i)))
 
-    for gid, addrs in groups.items():
+    for gid in groups:
         gdir = os.path.join(sys_, "kernel", "iommu_groups", str(gid))
         _w(os.path.join(gdir, "type"), "identity\n")
         _w(os.path.join(gdir, "reserved_regions"), "0x00000000fee00000 0x00000000feefffff msi\n")

@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -548,9 +548,9 @@ class FakeApiServer:
                 return 200, self._patch(t, key, self._body(req), req), j
             if req.content_type == "application/apply-patch+yaml":
                 return self._apply(t, key, req)
-            raise ApiFailure(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                             f"accepted media types include: application/merge-patch+json, "
-                             f"application/strategic-merge-patch+json, application/apply-patch+yaml")
+            raise ApiFailure(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                             "accepted media types include: application/merge-patch+json, "
+                             "application/strategic-merge-patch+json, application/apply-patch+yaml")
         raise ApiFailure(405, "MethodNotAllowed", f"{req.method} is not supported")
 
     # -- discovery -----------------------------------------------------------------------
@@ -713,7 +713,7 @@ class FakeApiServer:
         before = _leaves(_content(old)) if old else {}
         changed = {p for p, v in _leaves(_content(new)).items() if before.get(p, object()) != v and p not in _IGNORED_APPLY_PATHS}
         owners = self.owners.setdefault(key, {})
-        for m, (op, paths) in list(owners.items()):
+        for m, (_op, paths) in list(owners.items()):
             if m != manager:
                 paths -= changed
         op, paths = owners.get(manager, ("Update", set()))
