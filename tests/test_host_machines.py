@@ -115,3 +115,27 @@ def test_sriov_host_with_thousands_of_vfs(machine_root):
         assert [b.code for b in pf.blockers] == ["sriov-pf"]
     assert all(f.device(v.physfn).sriov is not None and v.blockers == [] for v in vfs)
     assert len({v.iommu_group for v in vfs}) == len(vfs)
+
+
+def test_udev_hwdb_names_on_a_live_system_without_pci_ids(monkeypatch):
+    """On a real system with no hwdata, names come from udev's database (pyudev)."""
+    import sys
+    import types
+
+    from installer_ext.host import pciids
+
+    seen = []
+
+    class FakeDevice:
+        def __init__(self, path):
+            seen.append(path)
+            self.properties = {"ID_VENDOR_FROM_DATABASE": "NVIDIA Corporation", "ID_MODEL_FROM_DATABASE": "GA102"}
+
+    fake = types.SimpleNamespace(
+        Context=lambda: object(),
+        Devices=types.SimpleNamespace(from_sys_path=lambda ctx, path: FakeDevice(path)),
+    )
+    monkeypatch.setitem(sys.modules, "pyudev", fake)
+    names = pciids.udev_names(["0000:01:00.0"])
+    assert names == {"0000:01:00.0": ("NVIDIA Corporation", "GA102")}
+    assert seen == ["/sys/bus/pci/devices/0000:01:00.0"]
