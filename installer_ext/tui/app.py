@@ -18,7 +18,8 @@ from installer_ext.config.model import Choices, InstallInfo
 from installer_ext.errors import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, BadInput
 from installer_ext.fsutil import atomic_write
 from installer_ext.tui.form import Form
-from installer_ext.tui.loading import Loading, Worker, read_host
+from installer_ext.tui.loading import Loading, watch
+from installer_ext.tui.reader import Reading
 from installer_ext.tui.palette import PALETTE
 from installer_ext.tui.preview import Preview, preview_lines, section_yaml
 from installer_ext.tui.session import Session
@@ -63,8 +64,8 @@ class App:
         choices: Choices,
         install: InstallInfo,
         output: str | None,
+        reading: Reading,
         screen: urwid.BaseScreen | None = None,
-        reader=read_host,
     ) -> None:
         self.root = root
         self.choices = choices
@@ -73,7 +74,7 @@ class App:
         self.result = Result()
         self.session: Session | None = None
         self.form: Form | None = None
-        self._reader = reader
+        self.reading = reading
         self.screen = screen
         self.loop: urwid.MainLoop | None = None
         self._spin = None
@@ -86,7 +87,7 @@ class App:
             Guard(self.loading), PALETTE, screen, handle_mouse=False, unhandled_input=self._unhandled
         )
         self._spin = self.loop.set_alarm_in(0.1, self._tick)
-        Worker(self.loop, lambda: self._reader(self.root), self._loaded)
+        watch(self.loop, self.reading, self._loaded)
         try:
             self.loop.run()
         except KeyboardInterrupt:
@@ -104,12 +105,12 @@ class App:
             self.result.code = EXIT_BACKED_OUT
             raise urwid.ExitMainLoop()
 
-    def _loaded(self, worker: Worker) -> None:
-        if worker.error is not None:
+    def _loaded(self, reading: Reading) -> None:
+        if reading.error is not None:
             self.result.code = EXIT_ERROR
-            self.result.lines.append(f"cannot read the host under {self.root}: {worker.error}")
+            self.result.lines.append(f"cannot read the host under {self.root}: {reading.error}")
             raise urwid.ExitMainLoop()
-        facts = worker.result
+        facts = reading.result
         try:
             self.session = Session(facts, self.install, self.choices)
         except BadInput as exc:

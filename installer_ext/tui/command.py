@@ -63,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
         _err("tui: needs a terminal on standard input and output (use `plan --config` unattended)")
         return EXIT_ERROR
 
-    from installer_ext.tui.app import App
     from installer_ext.tui.logbuffer import held_logs
+    from installer_ext.tui.reader import Reading
 
     with held_logs():
-        result = App(args.root, choices, install, args.output).run()
+        reading = Reading(args.root)  # starts now: reading the host overlaps importing the screen
+        from installer_ext.tui.app import App
+
+        result = App(args.root, choices, install, args.output, reading).run()
     for line in result.lines:
         _err(line)
     if result.code == 0:

@@ -77,6 +77,7 @@ class Form(urwid.WidgetWrap):
         self.unfolded: set[str] = set()
         self.needle = ""
         self.bridges = False  # b shows the bridges (never bound, left out by default)
+        self._states_rev, self._states = -1, {}
         self.leaving = False  # Esc pressed once: the next Esc leaves
 
         self.host = urwid.Text("")
@@ -149,7 +150,14 @@ class Form(urwid.WidgetWrap):
         return w
 
     def _state_text(self, dev) -> str:
-        return row_state(self.session, dev).short
+        """The row's state words, remembered until the session changes (the filter
+        looks at them for every function at each key)."""
+        if self._states_rev != self.session.revision:
+            self._states_rev, self._states = self.session.revision, {}
+        text = self._states.get(dev.address)
+        if text is None:
+            text = self._states[dev.address] = row_state(self.session, dev).short
+        return text
 
     def _rebuild(self, keep: tuple | None, entries: list[r.Entry] | None = None) -> None:
         if entries is None:

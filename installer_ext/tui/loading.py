@@ -1,4 +1,4 @@
-"""Reading the host in a worker thread while the screen shows progress.
+"""The progress screen while the host is read (`reader.Reading`, a thread).
 
 `gather` reads every function under ROOT/sys; on a host with thousands of SR-IOV VFs
 that takes a noticeable moment, so the main loop keeps drawing a spinner with the
@@ -9,45 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 
 import urwid
 
-from installer_ext.host.facts import gather
-from installer_ext.host.model import HostFacts
-from installer_ext.host.pciids import PciIds
 from installer_ext.tui.form import fitting, title_widget
+from installer_ext.tui.reader import Reading
 
 log = logging.getLogger(__name__)
 
 SPIN = "|/-\\"
-
-
-class CachedIds(PciIds):
-    """pci.ids lookups remembered per id: thousands of VFs share one vendor:device,
-    and each lookup otherwise searches the database again."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self._names: dict[tuple[str, str | None], str | None] = {}
-
-    def vendor(self, vendor: str) -> str | None:
-        key = (vendor, None)
-        if key not in self._names:
-            self._names[key] = super().vendor(vendor)
-        return self._names[key]
-
-    def device(self, vendor: str, device: str) -> str | None:
-        key = (vendor, device)
-        if key not in self._names:
-            self._names[key] = super().device(vendor, device)
-        return self._names[key]
-
-
-def read_host(root: str) -> HostFacts:
-    return gather(root, ids=CachedIds.load())
 
 
 class Loading(urwid.WidgetWrap):
@@ -80,30 +52,13 @@ class Loading(urwid.WidgetWrap):
         return super().render(size, focus)
 
 
-class Worker:
-    """Runs `func` in a thread; `done(worker)` runs in the main loop afterwards, with
-    `result` or `error` set."""
+def watch(loop: urwid.MainLoop, reading: Reading, done: Callable[[Reading], None]) -> None:
+    """Call `done(reading)` in the main loop once the reading is over."""
 
-    def __init__(self, loop: urwid.MainLoop, func: Callable[[], object], done: Callable[[Worker], None]) -> None:
-        self.result: object = None
-        self.error: BaseException | None = None
-        self._func = func
-        self._done = done
-        self._fd = loop.watch_pipe(self._wake)
-        self._thread = threading.Thread(target=self._run, name="read-host", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self._func()
-        except BaseException as exc:  # noqa: BLE001 - reported in the main loop
-            self.error = exc
-        try:
-            os.write(self._fd, b"done")
-        except OSError:
-            pass  # the loop is gone (the user left while reading)
-
-    def _wake(self, _data: bytes) -> bool:
-        os.close(self._fd)
-        self._done(self)
+    def wake(_data: bytes) -> bool:
+        os.close(fd)
+        done(reading)
         return False
+
+    fd = loop.watch_pipe(wake)
+    reading.notify(fd)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from installer_ext.config.model import Choices, InstallInfo
-from installer_ext.tui.loading import read_host
+from installer_ext.tui.reader import read_host
 from installer_ext.tui.session import Session
 from tests.fakesys import build
 from tests.tui.machines import big_sriov_host

@@ -8,7 +8,7 @@ import pytest
 from installer_ext.config.model import Choices, InstallInfo, ManagementInterface, Selector, SriovChoice
 from installer_ext.errors import BadInput
 from installer_ext.plan.planner import make_plan
-from installer_ext.tui.loading import read_host
+from installer_ext.tui.reader import read_host
 from installer_ext.tui.session import Session, renumbered
 from installer_ext.tui.words import host_lines, row_state
 from tests.fakesys import build
