@@ -116,7 +116,7 @@ class Form(urwid.WidgetWrap):
 
         self.body = urwid.Pile(
             [
-                ("pack", urwid.AttrMap(self.host, "text")),
+                ("pack", urwid.AttrMap(urwid.Padding(self.host, left=1, right=1), "text")),
                 ("pack", urwid.Padding(urwid.Pile(switch_rows), left=1)),
                 ("pack", urwid.AttrMap(self.list_head, "listhead")),
                 ("weight", 1, self.devlist),
@@ -189,7 +189,7 @@ class Form(urwid.WidgetWrap):
         """Bring every drawn row, the host lines and the details up to the session."""
         s = self.session
         lines = host_lines(s.facts, s.install, s.choices.allow_unsafe_interrupts)
-        self.host.set_text([(ln.style, " " + ln.text + ("\n" if i < len(lines) - 1 else "")) for i, ln in enumerate(lines)])
+        self.host.set_text([(ln.style, ln.text + ("\n" if i < len(lines) - 1 else "")) for i, ln in enumerate(lines)])
         for w in self.walker.cache.values():
             w.refresh(s)
         self._update_list_title()

@@ -42,7 +42,8 @@ def shorten(text: str) -> str:
 
 def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = False) -> list[HostLine]:
     cpu, io = facts.cpu, facts.iommu
-    virt = "virtualization on" if cpu.virtualization else "virtualization not seen"
+    virt = {"intel": "VT-x", "amd": "AMD-V"}.get(cpu.vendor, "virtualization")
+    virt += " on" if cpu.virtualization else " not seen"
     if io.state == "enabled":
         iommu = f"IOMMU on ({len(facts.groups)} groups)"
     elif io.state == "available":
@@ -66,10 +67,9 @@ def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = Fals
             )
         )
     else:
-        meaning = "[ ] can go to VMs; a device always goes with its whole IOMMU group."
+        out.append(HostLine("text", "[ ] can go to VMs; a device always goes with its whole IOMMU group."))
         if io.state == "available":
-            meaning += " Groups* are predicted, checked again before binding."
-        out.append(HostLine("text", meaning))
+            out.append(HostLine("text", "Groups are predicted for now, and checked again before anything is bound."))
         if io.interrupt_remapping is False and not allow_unsafe:
             out.append(
                 HostLine("warn", "Without interrupt remapping vfio refuses devices unless unsafe interrupts are allowed.")
@@ -85,7 +85,7 @@ def host_lines(facts: HostFacts, install: InstallInfo, allow_unsafe: bool = Fals
         out.append(
             HostLine(
                 "text",
-                f"{' and '.join(missing).capitalize()} not chosen yet: the candidates are blocked.",
+                f"{' and '.join(missing).capitalize()} not chosen yet: candidates are blocked.",
             )
         )
     return out

@@ -186,7 +186,7 @@ def test_paths_name_the_keys_of_the_written_section():
 
 def test_host_lines_say_what_the_iommu_state_means(facts_of):
     on = host_lines(facts_of("intel-workstation"), InstallInfo())
-    assert on[0].text.startswith("CPU Intel, virtualization on | IOMMU on (12 groups)")
+    assert on[0].text.startswith("CPU Intel, VT-x on | IOMMU on (12 groups)")
     off = host_lines(facts_of("intel-workstation-iommu-off"), InstallInfo())
     assert "IOMMU on after install (DMAR)" in off[0].text
     assert any("predicted" in line.text for line in off)

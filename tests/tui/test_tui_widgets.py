@@ -65,7 +65,7 @@ def test_the_form_fills_the_screen_with_title_host_switches_list_and_footer(sess
     rows = screen(form, size)
     assert len(rows) == size[1] and all(len(r) == size[0] for r in rows)
     assert rows[0].startswith(" GPU drivers / PCI passthrough")
-    assert rows[1].startswith(" CPU Intel, virtualization on | IOMMU on (12 groups) | interrupt remapping on")
+    assert rows[1].startswith(" CPU Intel, VT-x on | IOMMU on (12 groups) | interrupt remapping on")
     assert any("[ ] Enable PCI passthrough" in r and "[ ] Install GPU drivers / device plugin" in r for r in rows)
     assert any(r.startswith("-- IOMMU group 1, 3 functions, 1 bridge not shown") for r in rows)
     assert not any(" 00:00.0 " in r for r in rows)  # a host bridge: never bound, not listed...
@@ -219,6 +219,14 @@ def test_page_keys_keep_the_focused_row_on_screen(session_of):
     assert details(form).startswith(" 3e:00.0 ")
     press(form, SMALL, "home")
     assert details(form).startswith(" 00:17.0 ")  # the first function that is not a bridge
+
+
+@pytest.mark.parametrize("machine", ["intel-workstation", "intel-workstation-iommu-off", "amd-epyc-server", "no-iommu-desktop"])
+def test_the_host_state_line_fits_80_columns(session_of, machine):
+    form, _ = make_form(session_of(machine))
+    rows = screen(form)
+    assert rows[1].startswith(" CPU ") and rows[2].startswith(" ")  # one line, the next one indented
+    assert rows[1].rstrip().endswith(("remapping on", "remapping OFF", "remapping unknown"))
 
 
 def test_widths_stay_inside_narrow_and_wide_screens(session_of):
