@@ -319,3 +319,26 @@ def test_unreadable_device_cannot_be_selected(tmp_path):
     facts = gather(root)
     plan = plan_for(root, {"enabled": True, "devices": [{"address": "0000:03:00.0"}]}, WORKSTATION_INSTALL, facts)
     assert "unreadable" in fatal(plan)["0000:03:00.0"]
+
+
+def test_sriov_entries_are_checked_even_while_passthrough_is_off(epyc):
+    with pytest.raises(BadInput, match=r"numVfs: 99 is more than"):
+        plan_for(epyc, {"enabled": False, "sriov": [{"address": "0000:02:00.1", "numVfs": 99}]}, EPYC_INSTALL)
+
+
+def test_public_blockers_match_what_the_planner_refuses(ws):
+    from installer_ext.config.load import parse_config
+    from installer_ext.plan.planner import blockers
+
+    facts = gather(ws)
+    config = parse_config({"install": WORKSTATION_INSTALL, "pciPassthrough": {"enabled": True}})
+    found = blockers(facts, config.choices, config.install)
+    assert [b.code for b in found["0000:00:1f.6"]] == ["management-nic"]
+    assert {(b.code, b.by) for b in found["0000:00:1f.3"]} == {("same-group", "0000:00:1f.6")}
+    assert "0000:01:00.0" not in found and "0000:03:00.0" not in found
+    # What blockers() says is blocked is exactly what an explicit selection refuses.
+    for addr in ("0000:00:1f.3", "0000:00:17.0", "0000:01:00.0"):
+        plan = plan_for(ws, {"enabled": True, "devices": [{"address": addr}]}, WORKSTATION_INSTALL, facts)
+        assert (addr in fatal(plan)) == (addr in found)
+    refused = plan_for(ws, {"enabled": True, "devices": [{"address": "0000:00:1f.3"}]}, WORKSTATION_INSTALL, facts)
+    assert refused.refused[0].by == "0000:00:1f.6"

@@ -17,7 +17,8 @@ class Selector:
     address: str | None = None
     id: str | None = None
     kind: str | None = None
-    path: str = ""
+    # Where it came from, for messages; not part of what was chosen.
+    path: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, str]:
         if self.address is not None:
@@ -39,7 +40,7 @@ class SriovChoice:
     address: str
     num_vfs: int
     vfs_to_vfio: bool = True
-    path: str = ""
+    path: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -118,13 +118,14 @@ class Refusal:
     reason: str
     code: str = ""
     fatal: bool = True
+    by: str | None = None  # the device that causes it, for same-group refusals
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "reason": self.reason, "code": self.code, "fatal": self.fatal}
+        return {"address": self.address, "reason": self.reason, "code": self.code, "fatal": self.fatal, "by": self.by}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Refusal:
-        return cls(d.get("address"), d["reason"], d.get("code", ""), bool(d.get("fatal", True)))
+        return cls(d.get("address"), d["reason"], d.get("code", ""), bool(d.get("fatal", True)), d.get("by"))
 
 
 @dataclass(frozen=True)

@@ -92,9 +92,10 @@ class _Planner:
     def refuse(self, dev: PciFunction, reasons: list[Blocker], fatal: bool, sel: Selector) -> None:
         text = "; ".join(b.reason for b in reasons)
         code = reasons[0].code if reasons else ""
+        by = reasons[0].by if reasons else None
         prev = self.refused.get(dev.address)
         if prev is None or (fatal and not prev.fatal):
-            self.refused[dev.address] = pm.Refusal(dev.address, text, code, fatal=fatal)
+            self.refused[dev.address] = pm.Refusal(dev.address, text, code, fatal=fatal, by=by)
         if not fatal:
             self.warnings.append(f"{sel.path}: skipped {dev.address}: {text}")
 
@@ -106,6 +107,8 @@ class _Planner:
         if not enabled and (c.devices or c.sriov):
             self.warnings.append("pciPassthrough.enabled is false: devices and sriov are ignored")
 
+        for s in c.sriov:
+            self.check_sriov(s)
         explicit_host = set()
         if c.host_gpus is not None:
             for sel in c.host_gpus:
@@ -229,9 +232,10 @@ class _Planner:
         """Group-mates that stay as they are: PCI-to-PCI bridges, driverless bridges."""
         return mate.pci_bridge or (mate.is_bridge and mate.driver is None)
 
-    def plan_sriov(self, s) -> tuple[pm.SriovPlan | None, list[pm.Passthrough]]:
-        f = self.facts
-        dev = f.device(s.address)
+    def check_sriov(self, s) -> PciFunction:
+        """The PF an sriov entry names; BadInput when this host cannot do what it asks
+        (checked even while passthrough is off: the entry is wrong either way)."""
+        dev = self.facts.device(s.address)
         if dev is None:
             raise BadInput(f"{s.path}.address: no PCI function {s.address} on this host")
         if dev.sriov is None or dev.sriov.total_vfs == 0:
@@ -240,6 +244,11 @@ class _Planner:
             raise BadInput(
                 f"{s.path}.numVfs: {s.num_vfs} is more than {s.address} supports (sriov_totalvfs {dev.sriov.total_vfs})"
             )
+        return dev
+
+    def plan_sriov(self, s) -> tuple[pm.SriovPlan | None, list[pm.Passthrough]]:
+        f = self.facts
+        dev = self.check_sriov(s)
         pf_blockers = [b for b in self.blocked(dev) if b.code not in (hm.BLOCK_SRIOV_PF, hm.BLOCK_MGMT_NIC, hm.BLOCK_SAME_GROUP)]
         if any(b.code in (hm.BLOCK_UNKNOWN,) for b in pf_blockers):
             raise BadInput(f"{s.path}.address: {s.address} could not be read in sysfs")
@@ -403,6 +412,21 @@ class _Planner:
                 )
             )
         return out
+
+
+def blockers(facts: HostFacts, choices: Choices, install: InstallInfo) -> dict[str, list[Blocker]]:
+    """Why each function cannot go to VMs under these choices (address -> blockers;
+    an empty or missing list: it can). The intrinsic reasons, the install config's
+    (management NIC, disks, or their possible candidates while unknown), the PFs asked
+    for VFs and the GPUs kept for the host, spread to their IOMMU group-mates: what the
+    planner itself refuses selections for. Raises BadInput as make_plan does."""
+    p = _Planner(facts, choices, install)
+    explicit_host = set()
+    if choices.host_gpus is not None:
+        for sel in choices.host_gpus:
+            explicit_host.update(d.address for d in p.resolve(sel, "host") if d.kind == "gpu")
+    p.compute_blockers(explicit_host if choices.enabled else set())
+    return {addr: bs for addr, bs in p.blockers.items() if bs}
 
 
 def make_plan(facts: HostFacts, choices: Choices, install: InstallInfo) -> pm.Plan:

@@ -13,34 +13,12 @@ import threading
 
 from installer_ext.host.facts import gather
 from installer_ext.host.model import HostFacts
-from installer_ext.host.pciids import PciIds
 
 log = logging.getLogger(__name__)
 
 
-class CachedIds(PciIds):
-    """pci.ids lookups remembered per id: thousands of VFs share one vendor:device,
-    and each lookup otherwise searches the database again."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(data)
-        self._names: dict[tuple[str, str | None], str | None] = {}
-
-    def vendor(self, vendor: str) -> str | None:
-        key = (vendor, None)
-        if key not in self._names:
-            self._names[key] = super().vendor(vendor)
-        return self._names[key]
-
-    def device(self, vendor: str, device: str) -> str | None:
-        key = (vendor, device)
-        if key not in self._names:
-            self._names[key] = super().device(vendor, device)
-        return self._names[key]
-
-
 def read_host(root: str) -> HostFacts:
-    return gather(root, ids=CachedIds.load())
+    return gather(root)
 
 
 class Reading:

@@ -16,7 +16,7 @@ from installer_ext.config.model import Choices, InstallInfo, Selector, SriovChoi
 from installer_ext.errors import BadInput
 from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.plan import model as pm
-from installer_ext.plan.planner import make_plan
+from installer_ext.plan.planner import blockers, make_plan
 from installer_ext.report import short_address
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Session:
         self.errors: list[str] = []
         self.revision = 0  # bumped whenever what the rows show may have changed
         self._probe_key: object = None
-        self.probe: pm.Plan | None = None
+        self.blocked: dict[str, pm.Refusal] | None = None
         self.plan = self._plan(self.choices)  # BadInput here: the config does not fit this host
         self._index()
         self._update_probe()
@@ -95,33 +95,32 @@ class Session:
         self.revision += 1
 
     def _update_probe(self) -> None:
-        """Ask the planner which functions it would take: every kind selected at once,
-        with the SR-IOV counts and host GPUs of the current choices (they block PFs
-        and GPUs). Its non-fatal refusals say why each skipped function is blocked,
-        including the install-dependent reasons (management NIC, install disk)."""
+        """Ask the planner why each function cannot go to VMs under the current SR-IOV
+        counts and host GPUs (they block PFs and GPUs), with passthrough on: the same
+        blockers it refuses selections for, install-dependent reasons included
+        (management NIC, install disk)."""
         key = (self.choices.host_gpus, self.choices.sriov)
-        if key == self._probe_key and self.probe is not None:
+        if key == self._probe_key and self.blocked is not None:
             return
-        kinds = sorted({d.kind for d in self.facts.devices if d.physfn is None})
-        base = Choices(
-            enabled=True,
-            devices=tuple(Selector(kind=k, path=f"probe.kind[{k}]") for k in kinds),
-            host_gpus=self.choices.host_gpus,
-            sriov=self.choices.sriov,
-            allow_unsafe_interrupts=True,
-        )
-        for attempt in (base, dataclasses.replace(base, sriov=()), dataclasses.replace(base, sriov=(), host_gpus=None)):
-            plan, errors = self._try(attempt)
-            if plan is not None:
+        probe = dataclasses.replace(self.choices, enabled=True, devices=())
+        found = None
+        for attempt in (probe, dataclasses.replace(probe, sriov=()), dataclasses.replace(probe, sriov=(), host_gpus=None)):
+            try:
+                found = blockers(self.facts, attempt, self.install)
                 break
-            log.debug("probe: %s", errors)
-        self.probe = plan
+            except BadInput as exc:
+                log.debug("probe: %s", exc.lines)
         self._probe_key = key
         self.blocked: dict[str, pm.Refusal] = {}
         self.selectable: set[str] = set()
-        if plan is not None:
-            self.blocked = {r.address: r for r in plan.refused if r.address is not None}
-            self.selectable = {e.address for e in plan.passthrough if e.why != pm.WHY_SRIOV_VF}
+        if found is not None:
+            for addr, bs in found.items():
+                self.blocked[addr] = pm.Refusal(addr, "; ".join(b.reason for b in bs), bs[0].code, fatal=False, by=bs[0].by)
+            self.selectable = {
+                d.address
+                for d in self.facts.devices
+                if d.address not in self.blocked and d.physfn is None and not d.is_bridge
+            }
         self.revision += 1
 
     def _accept(self, choices: Choices, plan: pm.Plan) -> None:

@@ -99,7 +99,7 @@ class RowState:
     style: str
 
 
-def _short_reason(reason: str, code: str = "") -> str:
+def _short_reason(reason: str, code: str = "", by: str | None = None) -> str:
     """A few words for the row; the details line under the list has the full reason."""
     text = shorten(reason.split("; ", 1)[0])
     first = text
@@ -118,8 +118,7 @@ def _short_reason(reason: str, code: str = "") -> str:
     if code == hm.BLOCK_HOST_GPU:
         return "kept on host (hostGpus)"
     if code == hm.BLOCK_SAME_GROUP:
-        m = re.match(r"same IOMMU group as (\S+)", text)
-        return f"same group as {m.group(1)}" if m else "same IOMMU group"
+        return f"same group as {short_address(by)}" if by else "same IOMMU group"
     if code == hm.BLOCK_MGMT_NIC:
         m = re.match(r"(\S+) has a link and may become", text)
         if m:
@@ -161,7 +160,7 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
         return RowState("[x]", short, f"To VMs (vfio-pci): {why}; {_bind_words(e)}.", SELECTED)
     r = s.refused.get(a)
     if r is not None and r.fatal:
-        return RowState(" ! ", "refused: " + _short_reason(r.reason, r.code), "Refused: " + shorten(r.reason), REFUSED)
+        return RowState(" ! ", "refused: " + _short_reason(r.reason, r.code, r.by), "Refused: " + shorten(r.reason), REFUSED)
     if a in s.host_gpus:
         return RowState(
             "[ ]", "kept for containers", "Kept on the host driver for containers (GPU device plugin).", HOST
@@ -179,7 +178,7 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
             return RowState("   ", "VF on the host driver", "VFs of this PF stay on their host driver (VFs to VMs is off).", NORMAL)
         if dev.blockers:
             b = dev.blockers[0]
-            return RowState("   ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
+            return RowState("   ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
         return RowState(
             "   ",
             f"VF, host driver {dev.driver or 'none'}",
@@ -188,12 +187,12 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
         )
     b = s.blocked.get(a)
     if b is not None:
-        return RowState(" - ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
+        return RowState(" - ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
     if a in s.selectable:
         return RowState("[ ]", "can go to VMs", "Can go to VMs: Space selects it with its IOMMU group.", NORMAL)
     if dev.blockers:
         b = dev.blockers[0]
-        return RowState(" - ", _short_reason(b.reason, b.code), "Blocked: " + shorten(b.reason), BLOCKED)
+        return RowState(" - ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
     return RowState("   ", "", "", NORMAL)
 
 
