@@ -119,6 +119,8 @@ def config_space(d: Dev) -> bytes:
 
 
 def expand_vfs(devices: list[Dev]) -> list[Dev]:
+    """The devices with the VFs of every PF that has `num_vfs`; refuses a description
+    whose VFs would land on another function's address (too many VFs for the bus gap)."""
     out = []
     for d in devices:
         out.append(d)
@@ -141,6 +143,11 @@ def expand_vfs(devices: list[Dev]) -> list[Dev]:
                         reset_methods=("flr",),
                     )
                 )
+    seen: set[str] = set()
+    for d in out:
+        if d.address in seen:
+            raise ValueError(f"fake machine: two functions at {d.address} (VFs running into another device?)")
+        seen.add(d.address)
     return out
 
 

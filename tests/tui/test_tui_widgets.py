@@ -287,7 +287,7 @@ def test_switch_refused_by_the_planner_goes_back_off(session_of):
 
 
 def test_every_palette_entry_has_a_mono_form():
-    for name, fg, bg, mono in PALETTE:
+    for name, _fg, bg, mono in PALETTE:
         assert isinstance(resolve_attr(name, PALETTE, colors=1), urwid.AttrSpec)
         if name.endswith("focus") or name in ("title", "footer", "error"):
             assert mono, name
