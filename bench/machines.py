@@ -34,7 +34,7 @@ def big_host(total: int = 4096, nics: int = 16, gpus: int = 16) -> Machine:
             devs.append(Dev(f"0000:{bus:02x}:00.{fn}", ids, cls, drv, gid, parent=ports[i], multifunction=True))
         gid += 1
     for i in range(nics):
-        bus = 0x40 + i
+        bus = 0x40 + 2 * i  # two buses apart: a PF's VFs run past the end of its bus
         vfs = vfs_each + (1 if i < extra else 0)
         devs.append(
             Dev(

@@ -7,6 +7,7 @@ them, so `detect` starts fast on a big host.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import logging
@@ -30,6 +31,11 @@ def _json_out(obj: object) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _workers() -> int:
+    """Processes to read a big host with: the command line is single-threaded."""
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
 def _check_root(root: str) -> None:
     if not os.path.isdir(root):
         raise BadInput(f"--root {root}: no such directory")
@@ -40,7 +46,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from installer_ext.report import format_detect
 
     _check_root(args.root)
-    facts = gather(args.root)
+    facts = gather(args.root, workers=_workers())
     if args.json:
         _json_out(facts.to_json())
     else:
@@ -56,7 +62,7 @@ def _plan(args: argparse.Namespace):
 
     config = load_config(args.config)
     _check_root(args.root)
-    facts = gather(args.root)
+    facts = gather(args.root, workers=_workers())
     return facts, config, make_plan(facts, config.choices, config.install)
 
 
@@ -210,3 +216,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"installer-ext: internal error: {type(exc).__name__}: {exc} (rerun with --debug)\n")
         return EXIT_ERROR
+
+
+# Reports that read the machine once and print: no garbage collection while thousands
+# of functions are read (nothing they build is cyclic garbage), and no interpreter
+# teardown afterwards (it grows with the host and frees memory the exit frees anyway).
+ONE_SHOT = {"detect", "plan", "schema"}
+
+
+def entry() -> None:
+    """The console script and `python -m installer_ext`: main(), then a quick exit
+    after a one-shot report, its output flushed first."""
+    argv = sys.argv[1:]
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    quick = wanted in ONE_SHOT
+    if quick:
+        gc.disable()
+    rc = main(argv)
+    if quick:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)

@@ -43,8 +43,10 @@ def join_address(domain: int, bus: int, device: int, function: int) -> str:
     return f"{domain:0{width}x}:{bus:02x}:{device:02x}.{function:x}"
 
 
-def address_sort_key(address: str) -> tuple[int, int, int, int]:
-    return split_address(address)
+def address_sort_key(address: str) -> tuple[int, str]:
+    """Numeric order of validated addresses: bus, device and function have fixed widths
+    and domains of more digits are larger, so (length, text) sorts like the numbers."""
+    return (len(address), address)
 
 
 def vf_address(pf_address: str, offset: int, stride: int, index: int) -> str | None:

@@ -31,15 +31,18 @@ def _name_devices(facts: HostFacts, ids: PciIds | None) -> None:
                 d.device_name = ids.device(d.vendor_id, d.device_id)
 
 
-def gather(root: str | os.PathLike = "/", names: bool = True, ids: PciIds | None = None) -> HostFacts:
+def gather(
+    root: str | os.PathLike = "/", names: bool = True, ids: PciIds | None = None, workers: int = 1
+) -> HostFacts:
     """Read the machine under `root`. Never raises for a broken tree: what cannot be
-    read is reported in `problems` and in each device's `unknown`."""
+    read is reported in `problems` and in each device's `unknown`. `workers` > 1 reads
+    a big host with a forked helper process: single-threaded callers only."""
     sr = SysRoot(root)
     problems: list[str] = []
     cpu = read_cpu(sr)
     iommu = read_iommu(sr)
     predict = iommu.state == "available"
-    devices = pci.scan(sr, want_config=predict, problems=problems)
+    devices = pci.scan(sr, want_config=predict, problems=problems, workers=workers)
 
     if iommu.state == "enabled":
         group_list = groups.real_groups(devices)

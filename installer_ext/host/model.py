@@ -23,6 +23,7 @@ BLOCK_DATA_DISK = "data-disk"
 BLOCK_SAME_GROUP = "same-group"
 BLOCK_HOST_GPU = "host-gpu"
 
+
 @dataclass(frozen=True)
 class Blocker:
     """Why a function must not be given to vfio-pci."""
@@ -35,6 +36,7 @@ class Blocker:
     def to_json(self) -> dict[str, object]:
         return {"code": self.code, "reason": self.reason, "by": self.by}
 
+
 @dataclass(frozen=True)
 class CpuFacts:
     vendor: str  # intel | amd | other
@@ -43,6 +45,7 @@ class CpuFacts:
     virtualization: bool
     # What the virtualization answer rests on: "vmx", "svm", "kvm", or nothing.
     evidence: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class IommuFacts:
@@ -53,6 +56,7 @@ class IommuFacts:
     # IOMMU units the kernel registered (sys/class/iommu: dmar0, ivhd0, ...).
     units: tuple[str, ...] = ()
 
+
 @dataclass(frozen=True)
 class Sriov:
     total_vfs: int
@@ -62,6 +66,7 @@ class Sriov:
     stride: int | None = None
     vf_device_id: str | None = None
     drivers_autoprobe: bool | None = None
+
 
 @dataclass
 class PciFunction:
@@ -138,21 +143,22 @@ class PciFunction:
                 "drivers_autoprobe": self.sriov.drivers_autoprobe,
             },
             "physfn": self.physfn,
-            "virtfns": list(self.virtfns),
+            "virtfns": self.virtfns,
             "bridge": self.is_bridge,
             "resettable": self.resettable,
-            "reset_methods": list(self.reset_methods),
+            "reset_methods": self.reset_methods,
             "parent": self.parent,
             "pcie": (self.pcie_type is not None) if self.header_type is not None else None,
             "pcie_type": self.pcie_type,
             "acs": self.acs,
             "multifunction": self.multifunction,
-            "net_interfaces": list(self.net_interfaces),
-            "block_devices": list(self.block_devices),
-            "unknown": list(self.unknown),
+            "net_interfaces": self.net_interfaces,
+            "block_devices": self.block_devices,
+            "unknown": self.unknown,
             "blocked": [b.reason for b in self.blockers],
             "blockers": [b.to_json() for b in self.blockers],
         }
+
 
 @dataclass(frozen=True)
 class Group:
@@ -163,6 +169,7 @@ class Group:
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "devices": list(self.devices), "predicted": self.predicted}
 
+
 @dataclass(frozen=True)
 class NetInterface:
     name: str
@@ -170,11 +177,13 @@ class NetInterface:
     mac: str | None = None
     operstate: str | None = None  # up, down, dormant, unknown (sysfs operstate)
 
+
 @dataclass(frozen=True)
 class BlockDevice:
     name: str  # sda, nvme0n1, sda1
     controllers: tuple[str, ...]  # PCI functions holding it (several with NVMe multipath)
     disk: str | None = None  # the whole disk of a partition
+
 
 @dataclass
 class HostFacts:
