@@ -139,3 +139,19 @@ def test_udev_hwdb_names_on_a_live_system_without_pci_ids(monkeypatch):
     names = pciids.udev_names(["0000:01:00.0"])
     assert names == {"0000:01:00.0": ("NVIDIA Corporation", "GA102")}
     assert seen == ["/sys/bus/pci/devices/0000:01:00.0"]
+
+
+def test_two_readers_give_the_same_facts_as_one(machine_root, monkeypatch):
+    import json
+
+    from installer_ext.host import pci
+
+    root = machine_root("sriov-host")  # 3237 functions: above the parallel threshold
+    one = json.dumps(gather(root, workers=1).to_json())
+    assert json.dumps(gather(root, workers=2).to_json()) == one
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(pci.os, "fork", no_fork)
+    assert json.dumps(gather(root, workers=2).to_json()) == one
