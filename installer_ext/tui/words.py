@@ -136,7 +136,7 @@ def _short_reason(reason: str, code: str = "", by: str | None = None) -> str:
 
 def _bind_words(e: pm.Passthrough) -> str:
     if e.bind_at_boot == pm.BIND_IDS:
-        return f"bound at boot by id {e.vendor_id}:{e.device_id} (vfio-pci.ids)"
+        return f"bound at boot by id {e.vendor_id}:{e.device_id} (vfio-pci options in modprobe.d)"
     return "bound at boot by address (driver_override)"
 
 
