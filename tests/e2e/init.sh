@@ -39,8 +39,19 @@ mount -t tmpfs -o mode=0755 tmpfs /rw && mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /newroot ||
     die "overlay over the host root"
 for d in proc sys dev; do mount --bind /$d /newroot/$d || die "bind /$d"; done
+# A checkout under /tmp or /run (a CI runner's) would vanish under the fresh tmpfs:
+# keep its overlay view aside and put it back at the same path.
+keep=
+case "$E2E_CWD" in
+    /tmp/*|/run/*)
+        mkdir -p /keep && mount --bind "/newroot$E2E_CWD" /keep || die "keep the repository"
+        keep=1 ;;
+esac
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+if [ -n "$keep" ]; then
+    mkdir -p "/newroot$E2E_CWD" && mount --bind /keep "/newroot$E2E_CWD" || die "put the repository back"
+fi
 mkdir -p /newroot/run/e2e && mount --bind /job /newroot/run/e2e || die "bind the job"
 # lib/modules: /newroot/lib may be a relative symlink (merged /usr); mkdir follows it.
 mkdir -p "/newroot/lib/modules/$KVER" &&
