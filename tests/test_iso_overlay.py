@@ -18,6 +18,7 @@ import yaml
 from installer_ext.boot.binder import bind
 from installer_ext.boot.options import Options
 from tests.cli import REPO
+from tests.conftest import require_tool
 from tests.fakekernel import FakeKernel
 from tests.planning import WORKSTATION_INSTALL
 
@@ -92,7 +93,20 @@ def test_the_archive_runs_with_a_plain_interpreter(built, tmp_path):
     (target / "oem").mkdir(parents=True)
     r = run_app(pyz, "render", "--root", "examples/workstation", "--config", "examples/workstation.yaml", "--target", str(target))
     assert r.returncode == 0, r.stderr
-    assert (target / "oem" / "91_installer_ext.yaml").exists()
+    # The units the archive renders for the node pass systemd's own check.
+    with open(target / "oem" / "91_installer_ext.yaml") as f:
+        stage = yaml.safe_load(f)["stages"]["initramfs"]
+    units = tmp_path / "units"
+    units.mkdir()
+    for step in stage:
+        for file in step["files"]:
+            if file["path"].startswith("/etc/systemd/system/"):
+                (units / os.path.basename(file["path"]).replace("@.service", "@check.service")).write_text(file["content"])
+    analyze = require_tool("systemd-analyze")
+    names = sorted(str(u) for u in units.iterdir())
+    assert len(names) == 3
+    check = subprocess.run([analyze, "verify", *names], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
     for command in ("tui", "bind", "unbind", "firstboot", "install-hook", "kernel-args"):
         r = run_app(pyz, command, "--help")
         assert r.returncode == 0 and f"installer-ext {command}" in r.stdout, (command, r.stderr)
