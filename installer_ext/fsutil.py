@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+from installer_ext.errors import BadInput
+
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> bool:
     """Write `data` to `path` atomically. Returns False when the file already held
@@ -54,3 +56,20 @@ def fsync_dir(directory: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_input(path: str, limit: int, what: str) -> bytes:
+    """The bytes of an input file (a config, a plan), or BadInput with one line naming
+    the file: missing, a directory, unreadable, or larger than `limit` bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{path}: is a directory, not {what}") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise BadInput(f"{path}: larger than {limit // 1024} KiB, not {what}")
+    return data

@@ -111,4 +111,4 @@ def test_kernel_args_keeper_restores_what_harv_install_overwrote(tmp_path, machi
     r = run("kernel-args", "--plan", plan, "--grubenv", env)
     assert r.rc == 0 and "in place" in r.out
     r = run("kernel-args", "--plan", str(tmp_path / "harvester.config"), "--grubenv", env)
-    assert r.rc == 2 and "not a plan file" in r.err
+    assert r.rc == 2 and "not valid JSON" in r.err

@@ -342,3 +342,25 @@ def test_public_blockers_match_what_the_planner_refuses(ws):
         assert (addr in fatal(plan)) == (addr in found)
     refused = plan_for(ws, {"enabled": True, "devices": [{"address": "0000:00:1f.3"}]}, WORKSTATION_INSTALL, facts)
     assert refused.refused[0].by == "0000:00:1f.6"
+
+
+def test_a_plan_file_is_checked_before_anything_uses_it(ws, tmp_path):
+    """bind, unbind, firstboot and the kernel-args keeper read plans through one strict
+    loader: a tampered plan names its key and never reaches a path or the grubenv."""
+    from installer_ext.plan.planfile import load_plan
+
+    good = plan_for(ws, {"enabled": True, "devices": [{"address": "0000:03:00.0"}]}, WORKSTATION_INSTALL).to_json()
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(good))
+    assert load_plan(str(path)).to_json() == good
+    for key, value, words in (
+        ("kernel_args", ["iommu=pt", "x; reboot"], 'kernel_args[1]: "x; reboot" is not a kernel argument token'),
+        ("host_gpus", ["../../x"], 'host_gpus[0]: "../../x" is not a PCI address (like 0000:65:00.0)'),
+        ("vfio_ids", ["10de-2206"], 'vfio_ids[0]: "10de-2206" is not a vendor:device id'),
+        ("settings", {"Bad Name": "true"}, 'settings: "Bad Name" is not a Setting name'),
+        ("device_plugins", ["intel"], 'device_plugins[0]: "intel" is not "nvidia" or "amd"'),
+    ):
+        path.write_text(json.dumps({**good, key: value}))
+        with pytest.raises(BadInput) as exc:
+            load_plan(str(path))
+        assert exc.value.lines == [f"{path}: {words}"]

@@ -18,13 +18,21 @@ from installer_ext.boot import check, driver, sriov, targets
 from installer_ext.boot.check import Target
 from installer_ext.boot.lock import run_lock
 from installer_ext.boot.node import VFIO, Node
-from installer_ext.boot.planfile import load_plan
-from installer_ext.boot.record import (
-    ALREADY_BOUND, BOUND, FAILED, SKIPPED, BindStatus, DeviceResult, Record, SriovResult,
-    read_status, write_status,
-)
 from installer_ext.boot.options import Options
+from installer_ext.boot.record import (
+    ALREADY_BOUND,
+    BOUND,
+    FAILED,
+    SKIPPED,
+    BindStatus,
+    DeviceResult,
+    Record,
+    SriovResult,
+    read_status,
+    write_status,
+)
 from installer_ext.plan.model import BIND_IDS, Plan
+from installer_ext.plan.planfile import load_plan
 
 log = logging.getLogger(__name__)
 

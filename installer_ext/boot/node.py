@@ -12,18 +12,13 @@ import os
 import re
 
 from installer_ext.boot.sysio import SysfsIO
-from installer_ext.host.address import PCI_ADDRESS_RE
+from installer_ext.host.address import DRIVER_NAME_RE, PCI_ADDRESS_RE
 
 VFIO = "vfio-pci"
 # Kernel driver names: `e1000e`, `snd_hda_intel`, `xen-platform-pci`, `8250_mid`.
-DRIVER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}\Z")
 _INT_RE = re.compile(r"\A[0-9]{1,9}\Z")
 # Classes of PCI-to-PCI (0604), CardBus (0607) and semi-transparent (0609) bridges.
 _BRIDGE_CLASSES = ("0604", "0607", "0609")
-
-
-def is_driver_name(value: object) -> bool:
-    return isinstance(value, str) and DRIVER_NAME_RE.match(value) is not None
 
 
 class Node:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from installer_ext import paths
-from installer_ext.boot.node import VFIO, is_driver_name
+from installer_ext.boot.node import VFIO
 from installer_ext.fsutil import atomic_write
-from installer_ext.host.address import PCI_ADDRESS_RE, PCI_ID_RE, address_sort_key
+from installer_ext.host.address import PCI_ADDRESS_RE, PCI_ID_RE, address_sort_key, is_driver_name
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from installer_ext.boot import driver, sriov, targets
 from installer_ext.boot.lock import run_lock
 from installer_ext.boot.node import VFIO, Node
 from installer_ext.boot.options import Options
-from installer_ext.boot.planfile import load_plan
 from installer_ext.boot.record import FAILED, SKIPPED, DeviceResult, Record
+from installer_ext.plan.planfile import load_plan
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from installer_ext.config.model import (
     SriovChoice,
 )
 from installer_ext.errors import BadInput
+from installer_ext.fsutil import read_input
 from installer_ext.host.address import normalize_address
 
 log = logging.getLogger(__name__)
@@ -150,17 +151,7 @@ def _type_name(value: Any) -> str:
 
 def read_yaml(path: str) -> Any:
     """The parsed YAML of `path`, or BadInput with one clear line."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise BadInput(f"{path}: larger than {MAX_BYTES // 1024} KiB, not an install config")
+    data = read_input(path, MAX_BYTES, "an install config")
     if b"\0" in data:
         raise BadInput(f"{path}: binary data (NUL byte at offset {data.index(0)}), not YAML")
     try:

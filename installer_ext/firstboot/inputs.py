@@ -37,43 +37,6 @@ def is_dns_subdomain(name: object) -> bool:
     return isinstance(name, str) and len(name) <= 253 and DNS_SUBDOMAIN_RE.match(name) is not None
 
 
-def load_plan(path: str) -> Plan:
-    """The plan file, validated where first boot relies on it (BadInput otherwise)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file (plan)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path}: not a JSON plan: {exc}") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
-    if not isinstance(doc, dict):
-        raise BadInput(f"{path}: not a plan (expected a JSON object)")
-    try:
-        plan = Plan.from_json(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BadInput(f"{path}: invalid plan: {type(exc).__name__}: {exc}") from None
-    for i, p in enumerate(plan.passthrough):
-        if not is_pci_address(p.address):
-            raise BadInput(f"{path}: passthrough[{i}].address: {p.address!r} is not a PCI address")
-    for i, a in enumerate(plan.host_gpus):
-        if not is_pci_address(a):
-            raise BadInput(f"{path}: host_gpus[{i}]: {a!r} is not a PCI address")
-    for name, value in plan.settings.items():
-        if not is_dns_subdomain(name):
-            raise BadInput(f"{path}: settings: {name!r} is not a valid Setting name")
-        if not isinstance(value, str):
-            raise BadInput(f"{path}: settings.{name}: {value!r} is not a string")
-    for name in plan.addons:
-        if not is_dns_subdomain(name):
-            raise BadInput(f"{path}: addons: {name!r} is not a valid Addon name")
-    for i, dp in enumerate(plan.device_plugins):
-        if dp not in ("nvidia", "amd"):
-            raise BadInput(f"{path}: device_plugins[{i}]: {dp!r} is not nvidia or amd")
-    return plan
-
-
 def node_name(root: str, override: str | None) -> str:
     """--node-name, else ROOT/etc/hostname, else this machine's hostname; Harvester
     names the Kubernetes node after the hostname."""

@@ -38,6 +38,7 @@ from installer_ext.kube.client import KubeClient
 from installer_ext.kube.errors import KubeError
 from installer_ext.kube.kubeconfig import KubeConfig
 from installer_ext.plan.model import Plan
+from installer_ext.plan.planfile import load_plan
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class Firstboot:
 
     def _run_locked(self) -> dict[str, Any]:
         o = self.opts
-        plan = inputs.load_plan(o.plan)
+        plan = load_plan(o.plan)
         node_name = inputs.node_name(o.root, o.node_name)
         bind = inputs.bound_devices(o.root, plan)
         ready = wait_for_api(o.kubeconfig, self.deadline(o.deadline), self.backoff(), self.clock,

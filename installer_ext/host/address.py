@@ -15,6 +15,15 @@ PCI_ADDRESS_RE = re.compile(r"\A[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]\Z
 PCI_SHORT_RE = re.compile(r"\A[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]\Z")
 PCI_ID_RE = re.compile(r"\A[0-9a-f]{4}\Z")
 VENDOR_DEVICE_RE = re.compile(r"\A([0-9a-f]{4}):([0-9a-f]{4})\Z")
+# A kernel driver or module name (read from a `driver` link, or recorded in a plan).
+DRIVER_NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}\Z")
+# A kernel argument token: name or name=value, no spaces, quotes or shell characters
+# (the schema's pattern for extraKernelArgs).
+KERNEL_ARG_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*(=[A-Za-z0-9_.,:/+@-]*)?\Z")
+
+
+def is_driver_name(value: object) -> bool:
+    return isinstance(value, str) and DRIVER_NAME_RE.match(value) is not None
 
 
 def is_pci_address(value: object) -> bool:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from installer_ext.errors import EXIT_OK, BadInput
 from installer_ext.fsutil import atomic_write
-from installer_ext.plan.model import Plan
+from installer_ext.plan.planfile import load_plan
 from installer_ext.render import grubenv
 from installer_ext.render.install_hook import DEFAULT_CHOICES, run_hook, running_app
 
@@ -44,13 +43,7 @@ def run_kernel_args(args: argparse.Namespace) -> int:
     """Put the plan's kernel arguments back into the grubenv if something removed them
     (harv-install rewrites third_party_kernel_args after the install hooks when the
     config has os.additionalKernelArguments). Idempotent."""
-    try:
-        with open(args.plan, encoding="utf-8") as f:
-            plan = Plan.from_json(json.load(f))
-    except OSError as exc:
-        raise BadInput(f"{args.plan}: cannot read: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInput(f"{args.plan}: not a plan file ({type(exc).__name__}: {exc})") from None
+    plan = load_plan(args.plan)
     try:
         with open(args.grubenv, "rb") as f:
             data: bytes | None = f.read()

@@ -230,9 +230,9 @@ BAD_INPUTS = [
     ("kubeconfig-yaml", "{{{", "not valid YAML"),
     ("kubeconfig-fields", "apiVersion: v1\nkind: Config\n", "current-context: missing"),
     ("kubeconfig-dir", None, "is a directory, not a kubeconfig"),
-    ("plan-json", "{not json", "not a JSON plan"),
-    ("plan-address", "address", "passthrough[0].address: '0000:01:00.0/../x' is not a PCI address"),
-    ("plan-missing", "missing", "no such file (plan)"),
+    ("plan-json", "{not json", "not valid JSON"),
+    ("plan-address", "address", 'passthrough[0].address: "0000:01:00.0/../x" is not a PCI address'),
+    ("plan-missing", "missing", "plan.json: no such file"),
     ("node-name", "Bad_Name", "'Bad_Name' is not a valid Kubernetes node name"),
 ]
 

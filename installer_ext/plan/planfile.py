@@ -1,4 +1,5 @@
-"""Read the plan file on the node and validate it strictly before anything uses it.
+"""Read a plan file and validate it strictly before anything uses it (bind, unbind,
+firstboot, the kernel-args keeper).
 
 The plan comes from disk (/oem), so it is input like any other: every address that will
 be joined to a sysfs path must match `PCI_ADDRESS_RE` exactly (no `../`, no trailing
@@ -9,15 +10,24 @@ name. A bad plan is `BadInput` with one line naming the file and the key path.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from installer_ext.boot.node import is_driver_name
 from installer_ext.errors import BadInput
-from installer_ext.host.address import PCI_ADDRESS_RE, PCI_ID_RE
+from installer_ext.fsutil import read_input
+from installer_ext.host.address import (
+    KERNEL_ARG_RE,
+    PCI_ADDRESS_RE,
+    PCI_ID_RE,
+    VENDOR_DEVICE_RE,
+    is_driver_name,
+)
 from installer_ext.plan.model import BIND_ADDRESS, BIND_IDS, PLAN_VERSION, Plan
 
 MAX_PLAN_BYTES = 16 << 20
 MAX_VFS = 65535  # sriov_numvfs is a u16 in the kernel
+# RFC 1123 subdomain: Kubernetes object names (Settings, Addons).
+DNS_SUBDOMAIN_RE = re.compile(r"\A(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 
 
 class _Bad(Exception):
@@ -83,8 +93,9 @@ def _bool(d: dict[str, Any], name: str, key: str, required: bool) -> None:
 
 
 def _addresses(d: dict[str, Any], name: str, key: str) -> None:
-    for i, a in enumerate(_list(d, name, f"{key}.")):
-        _address(a, f"{key}.{name}[{i}]")
+    prefix = f"{key}." if key else ""
+    for i, a in enumerate(_list(d, name, prefix)):
+        _address(a, f"{prefix}{name}[{i}]")
 
 
 def validate(data: object) -> None:
@@ -134,21 +145,34 @@ def validate(data: object) -> None:
         _bool(g, "predicted", key, False)
         for name in ("devices", "passthrough", "left"):
             _addresses(g, name, key)
+    _addresses(top, "host_gpus", "")
+    for i, token in enumerate(_list(top, "kernel_args", "")):
+        if not isinstance(token, str) or not KERNEL_ARG_RE.match(token):
+            raise _Bad(f"kernel_args[{i}]", f"{_show(token)} is not a kernel argument token")
+    for i, ids in enumerate(_list(top, "vfio_ids", "")):
+        if not isinstance(ids, str) or not VENDOR_DEVICE_RE.match(ids):
+            raise _Bad(f"vfio_ids[{i}]", f"{_show(ids)} is not a vendor:device id")
+    for i, module in enumerate(_list(top, "modules", "")):
+        if not is_driver_name(module):
+            raise _Bad(f"modules[{i}]", f"{_show(module)} is not a module name")
+    for i, plugin in enumerate(_list(top, "device_plugins", "")):
+        if plugin not in ("nvidia", "amd"):
+            raise _Bad(f"device_plugins[{i}]", f"{_show(plugin)} is not \"nvidia\" or \"amd\"")
+    for name, value in _obj(top.get("settings", {}), "settings").items():
+        if not DNS_SUBDOMAIN_RE.match(name):
+            raise _Bad("settings", f"{_show(name)} is not a Setting name")
+        if not isinstance(value, str):
+            raise _Bad(f"settings.{name}", f"{_show(value)} is not a string")
+    for name, value in _obj(top.get("addons", {}), "addons").items():
+        if not DNS_SUBDOMAIN_RE.match(name):
+            raise _Bad("addons", f"{_show(name)} is not an Addon name")
+        if not isinstance(value, bool):
+            raise _Bad(f"addons.{name}", f"{_show(value)} is not true or false")
 
 
 def load_plan(path: str) -> Plan:
     """The validated plan at `path`; BadInput (exit 2) naming the file and key."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PLAN_BYTES + 1)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: plan file missing") from None
-    except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, not a plan file") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
-    if len(raw) > MAX_PLAN_BYTES:
-        raise BadInput(f"{path}: larger than {MAX_PLAN_BYTES} bytes, not a plan")
+    raw = read_input(path, MAX_PLAN_BYTES, "a plan file")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
