@@ -11,6 +11,7 @@ import yaml
 from tests.cli import run
 from tests.conftest import require_tool
 from tests.planning import WORKSTATION_INSTALL
+from tests.trees import snapshot
 
 SCREEN = {"pciPassthrough": {"enabled": True, "devices": [{"address": "0000:01:00.0"}]}}
 CONFIG = {
@@ -56,10 +57,10 @@ def test_screen_choices_are_planned_with_the_configs_install_section(tmp_path, m
     saved = yaml.safe_load(open(os.path.join(target, "oem/installer-ext/install-config.yaml")))
     assert saved["install"] == WORKSTATION_INSTALL and saved["pciPassthrough"] == SCREEN["pciPassthrough"]
     # Twice: nothing changes.
-    before = {p: open(os.path.join(dp, p), "rb").read() for dp, _, fs in os.walk(target) for p in fs}
+    before = snapshot(target)
     r = run("install-hook", "--root", machine_root("intel-workstation-iommu-off"), *args)
     assert r.rc == 0 and "wrote" not in r.out
-    assert {p: open(os.path.join(dp, p), "rb").read() for dp, _, fs in os.walk(target) for p in fs} == before
+    assert snapshot(target) == before
 
 
 def test_unattended_section_from_the_config(tmp_path, machine_root):

@@ -16,6 +16,7 @@ import yaml
 from installer_ext.render.grubenv import build, merge_kernel_args, parse
 from tests.cli import REPO, run
 from tests.conftest import require_tool
+from tests.trees import snapshot
 
 CONFIG = """\
 install:
@@ -31,16 +32,6 @@ pciPassthrough:
     - address: "0000:03:00.0"
 """
 CONFIG_B = CONFIG.replace('    - address: "0000:03:00.0"\n', "") + "  extraKernelArgs: [video=efifb:off]\n"
-
-
-def snapshot(target: str) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _, files in os.walk(target):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, target)] = f.read()
-    return out
 
 
 def make_target(tmp_path, grub_vars: dict[str, str] | None = None) -> str:

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from tests.trees import snapshot
 from tests.tui.ptyscreen import REPO, TuiRun
 
 RENDER_MISSING = importlib.util.find_spec("installer_ext.render.write") is None
@@ -30,16 +31,6 @@ def render(config: str, root: str, target: str) -> None:
         timeout=120,
     )
     assert p.returncode == 0, p.stderr
-
-
-def tree(target: str) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _dirs, files in os.walk(target):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, target)] = f.read()
-    return out
 
 
 def drive_workstation(run: TuiRun) -> None:
@@ -101,7 +92,7 @@ def test_rendering_the_screens_choices_equals_rendering_the_unattended_yaml(mach
 
     render(str(from_screen), root, str(tmp_path / "t-screen"))
     render(str(by_hand), root, str(tmp_path / "t-unattended"))
-    a, b = tree(str(tmp_path / "t-screen")), tree(str(tmp_path / "t-unattended"))
+    a, b = snapshot(str(tmp_path / "t-screen")), snapshot(str(tmp_path / "t-unattended"))
     assert sorted(a) == sorted(b)
     assert len(a) >= 3
     for rel in a:
