@@ -30,7 +30,8 @@ import errno
 import os
 import shutil
 
-from installer_ext.boot.sysio import Clock, SysfsIO
+from installer_ext.boot.sysio import SysfsIO
+from installer_ext.clock import Clock
 from installer_ext.host.address import PCI_ADDRESS_RE, vf_address
 
 VFIO = "vfio-pci"
@@ -324,11 +325,12 @@ class FakeKernel:
 # --- plan JSON for the binder's tests (the planner's output, written by hand) ---
 
 def pt(address: str, ids: str, group: int | None = None, bind: str = "address", driver: str | None = None,
-       why: str = "selected", vf_of: str | None = None, predicted: bool = False) -> dict:
+       why: str = "selected", vf_of: str | None = None, predicted: bool = False, kind: str = "other") -> dict:
     vendor, device = ids.split(":")
     return {
         "address": address, "vendor_id": vendor, "device_id": device, "iommu_group": group,
-        "why": why, "bind_at_boot": bind, "group_predicted": predicted, "vf_of": vf_of, "driver": driver,
+        "why": why, "bind_at_boot": bind, "kind": kind, "class_id": None, "group_predicted": predicted,
+        "vf_of": vf_of, "driver": driver, "module": None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from installer_ext.host.facts import gather
+from installer_ext.report import detect_blockers
 from tests.fakesys import build
 from tests.fakesys import machines as fm
 
@@ -20,9 +21,10 @@ def test_workstation_facts(machine_root):
     gpu, audio = f.device("0000:01:00.0"), f.device("0000:01:00.1")
     assert (gpu.kind, audio.kind) == ("gpu", "audio")
     assert gpu.iommu_group == audio.iommu_group == f.device("0000:00:01.0").iommu_group == 1
-    assert gpu.blockers == [] and audio.blockers == []
+    blocked = detect_blockers(f)
+    assert gpu.address not in blocked and audio.address not in blocked
     igpu = f.device("0000:00:02.0")
-    assert igpu.boot_vga and [b.code for b in igpu.blockers] == ["boot-vga"]
+    assert igpu.boot_vga and [b.code for b in blocked[igpu.address]] == ["boot-vga"]
     assert f.device("0000:00:1f.6").net_interfaces == ("eno1",)
     assert f.device("0000:00:17.0").block_devices == ("sda",)
     assert f.device("0000:02:00.0").block_devices == ("nvme0n1",)
@@ -90,7 +92,9 @@ def test_amd_server(machine_root):
     port0, port1 = f.device("0000:02:00.0"), f.device("0000:02:00.1")
     assert port0.net_interfaces == ("enp2s0f0",) and port1.net_interfaces == ("enp2s0f1",)
     assert port0.sriov.total_vfs == 64 and port0.sriov.num_vfs == 0
-    assert port0.blockers == []  # no VFs now: a whole port may still be passed
+    # No VFs now: a whole port may still be passed; only its link makes it a candidate
+    # for the management network while the install config is not known.
+    assert [(b.code, b.tentative) for b in detect_blockers(f)[port0.address]] == [("management-nic", True)]
     assert port0.iommu_group != port1.iommu_group
 
 
@@ -98,9 +102,10 @@ def test_no_iommu_host(machine_root):
     f = gather(machine_root("no-iommu-desktop"))
     assert f.iommu.state == "absent"
     assert f.iommu.interrupt_remapping is False
-    assert f.groups == [] and not f.groups_predicted
+    assert f.groups == () and not f.groups_predicted
+    blocked = detect_blockers(f)
     for d in f.devices:
-        assert "no-iommu" in [b.code for b in d.blockers]
+        assert "no-iommu" in [b.code for b in blocked[d.address]]
 
 
 def test_sriov_host_with_thousands_of_vfs(machine_root):
@@ -109,11 +114,12 @@ def test_sriov_host_with_thousands_of_vfs(machine_root):
     assert len(vfs) == 16 * 200
     pfs = [d for d in f.devices if d.sriov]
     assert len(pfs) == 16
+    blocked = detect_blockers(f)
     for pf in pfs:
         assert len(pf.virtfns) == 200
         assert pf.sriov.vf_device_id == "1889"
-        assert [b.code for b in pf.blockers] == ["sriov-pf"]
-    assert all(f.device(v.physfn).sriov is not None and v.blockers == [] for v in vfs)
+        assert [b.code for b in blocked[pf.address]][0] == "sriov-pf"
+    assert all(f.device(v.physfn).sriov is not None and v.address not in blocked for v in vfs)
     assert len({v.iommu_group for v in vfs}) == len(vfs)
 
 
@@ -141,17 +147,19 @@ def test_udev_hwdb_names_on_a_live_system_without_pci_ids(monkeypatch):
     assert seen == ["/sys/bus/pci/devices/0000:01:00.0"]
 
 
-def test_two_readers_give_the_same_facts_as_one(machine_root, monkeypatch):
-    import json
+def test_host_facts_are_frozen_facts_without_decisions(machine_root):
+    """Facts are read once and never changed; whether a function may go to a VM is not
+    a fact but the planner's decision, so the facts hold no blockers."""
+    import dataclasses
 
-    from installer_ext.host import pci
-
-    root = machine_root("sriov-host")  # 3237 functions: above the parallel threshold
-    one = json.dumps(gather(root, workers=1).to_json())
-    assert json.dumps(gather(root, workers=2).to_json()) == one
-
-    def no_fork():
-        raise OSError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(pci.os, "fork", no_fork)
-    assert json.dumps(gather(root, workers=2).to_json()) == one
+    f = gather(machine_root("intel-workstation"))
+    gpu = f.device("0000:01:00.0")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        gpu.driver = "vfio-pci"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.devices = ()
+    assert isinstance(f.devices, tuple) and isinstance(f.groups, tuple)
+    assert not hasattr(gpu, "blockers")
+    assert {"blocked", "blockers"}.isdisjoint(gpu.to_json())
+    with pytest.raises(TypeError):
+        f.driver_modules["nvidia"] = "x"

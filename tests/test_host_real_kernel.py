@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from installer_ext.host.facts import gather
+from installer_ext.report import detect_blockers
 
 
 def kernel_groups(root: str) -> dict[int, set[str]]:
@@ -49,8 +50,8 @@ def test_sriov_vfs_with_their_pf(real_kernel):
     for vf in ("0000:01:00.1", "0000:01:00.2"):
         assert facts.device(vf).physfn == "0000:01:00.0"
         assert facts.device(vf).driver is None
-        assert facts.device(vf).blockers == []
-    assert [b.code for b in pf.blockers] == ["sriov-pf"]
+        assert vf not in detect_blockers(facts)
+    assert [b.code for b in detect_blockers(facts)[pf.address]] == ["sriov-pf"]
     # VF n sits at PF + offset + n * stride: the plan predicts them from these.
     assert (pf.sriov.offset, pf.sriov.stride, pf.sriov.vf_device_id) == (1, 1, "0010")
 

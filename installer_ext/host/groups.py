@@ -1,18 +1,26 @@
 """IOMMU groups: as the kernel reports them, or predicted from the topology.
 
-The prediction follows the kernel's `pci_device_group()` (drivers/iommu/iommu.c) with
-ACS as it will be once the IOMMU is on (the kernel enables every ACS control bit the
-capability offers, so "has an ACS capability" is what counts):
+The prediction follows the kernel's `pci_device_group()` (torvalds/linux,
+drivers/iommu/iommu.c) with ACS as it will be once the IOMMU is on (the kernel enables
+every ACS control bit the capability offers, so "has an ACS capability" is what counts),
+taking the functions in address order, parents before children, as the kernel adds them:
 
-1. DMA aliases: a device behind a PCIe-to-PCI or conventional PCI bridge issues DMA
-   with the bridge's requester id, so it takes the bridge's group.
-2. Walking up: while the upstream port of the device's bus lacks ACS on the path to the
-   root, the device joins that port's group.
-3. The functions of one multifunction slot that lack ACS share a group.
+1. DMA aliases (`pci_for_each_dma_alias()`, drivers/pci/search.c): a device behind a
+   PCIe-to-PCI or conventional PCI bridge issues DMA with the bridge's requester id,
+   so it takes the bridge's group.
+2. Walking up (`pci_acs_path_enabled()`, drivers/pci/pci.c): while the upstream port
+   of the device's bus lacks ACS on the path to the root, the device joins that port's
+   group.
+3. The functions of one multifunction slot that lack ACS share a group
+   (`get_pci_function_alias_group()`). "Multifunction" is the kernel's flag, not the
+   header byte alone: `pci_scan_slot()` (drivers/pci/probe.c) sets it on every function
+   found after the first of a slot, whatever its own header says; the SR-IOV code
+   clears it on VFs (`pci_iov_add_virtfn()`, drivers/pci/iov.c).
 
-Kernel quirks that declare isolation for some devices without ACS are not modelled, so
-a predicted group is never smaller than the real one: safe for the planner, which
-re-checks the real groups on the installed system before binding.
+Kernel quirks are not modelled: the ones that declare isolation without ACS can only
+make the real groups smaller than predicted (safe); the DMA alias quirks
+(`pci_add_dma_alias()`) can make them larger, which the binder's check of the real
+groups on the installed system catches before anything is bound.
 """
 
 from __future__ import annotations
@@ -37,6 +45,21 @@ def real_groups(devices: list[PciFunction]) -> list[Group]:
     ]
 
 
+def kernel_multifunction(d: PciFunction) -> bool | None:
+    """The kernel's `pci_dev->multifunction`: the header's bit for the first function
+    `pci_scan_slot()` finds, always set for the ones after it, never for a VF.
+
+    Any function but x:00.0 counts as found after the first: exact for a slot scanned
+    8 functions at a time (function > 0), and with ARI, where one scan from devfn 0
+    finds functions at any devfn, every devfn > 0 is after the first too. None when
+    the header could not be read (x:00.0 only)."""
+    if d.physfn is not None:
+        return False
+    if not d.address.endswith(":00.0"):
+        return True
+    return d.multifunction
+
+
 def _acs_enabled(d: PciFunction) -> bool:
     """Kernel's pci_acs_enabled() with ACS as the IOMMU-on kernel would set it."""
     if d.pcie_type is None:
@@ -47,70 +70,82 @@ def _acs_enabled(d: PciFunction) -> bool:
     if t in (cs.PCIE_DOWNSTREAM, cs.PCIE_ROOT_PORT):
         return bool(d.acs)
     if t in (cs.PCIE_ENDPOINT, cs.PCIE_UPSTREAM, cs.PCIE_LEGACY_ENDPOINT, cs.PCIE_RC_END):
-        if d.multifunction is None:
+        multifunction = kernel_multifunction(d)
+        if multifunction is None:
             return False
-        if not d.multifunction:
+        if not multifunction:
             return True
         return bool(d.acs)
     return True
 
 
-def predict_groups(devices: list[PciFunction]) -> list[Group]:
-    """Assign `predicted_group` to every function and return the groups.
+class _Prediction:
+    """pci_device_group() for each function in address order (parents first)."""
+
+    def __init__(self, devices: list[PciFunction]) -> None:
+        self.by_addr = {d.address: d for d in devices}
+        self.group_of: dict[str, int] = {}
+        # Slot (domain:bus:device) -> group of its first function without ACS isolation.
+        self.open_slots: dict[str, int] = {}
+        self.next_id = 0
+
+    def up(self, d: PciFunction) -> PciFunction | None:
+        return self.by_addr.get(d.parent) if d.parent else None
+
+    def acs_path(self, start: PciFunction) -> bool:
+        """pci_acs_path_enabled(start, NULL): ACS at every bridge up to the root bus."""
+        node: PciFunction | None = start
+        while node is not None:
+            if not _acs_enabled(node):
+                return False
+            node = self.up(node)
+        return True
+
+    def dma_alias(self, d: PciFunction) -> PciFunction:
+        """The topmost conventional PCI or PCIe-to-PCI bridge above `d` (its requests
+        carry that bridge's id), else `d` itself: pci_for_each_dma_alias()."""
+        alias = d
+        node = self.up(d)
+        while node is not None:
+            if node.pcie_type is None or node.pcie_type in (cs.PCIE_PCI_BRIDGE, cs.PCIE_PCIE_BRIDGE):
+                alias = node
+            node = self.up(node)
+        return alias
+
+    def group(self, d: PciFunction) -> int:
+        alias = self.dma_alias(d)
+        if alias is not d and alias.address in self.group_of:
+            return self.group_of[alias.address]
+        # Up to the point where ACS protects against peer-to-peer.
+        pdev = alias
+        while pdev.parent is not None:
+            above = self.up(pdev)
+            if above is None or self.acs_path(above):
+                break
+            pdev = above
+            if pdev.address in self.group_of:
+                return self.group_of[pdev.address]
+        # Functions of a multifunction slot without ACS.
+        if kernel_multifunction(pdev) and not _acs_enabled(pdev) and pdev.slot in self.open_slots:
+            return self.open_slots[pdev.slot]
+        self.next_id += 1
+        return self.next_id - 1
+
+    def run(self) -> dict[str, int]:
+        for d in sorted(self.by_addr.values(), key=lambda x: address_sort_key(x.address)):
+            gid = self.group_of[d.address] = self.group(d)
+            if d.physfn is None and not _acs_enabled(d):
+                self.open_slots.setdefault(d.slot, gid)
+        return self.group_of
+
+
+def predict_groups(devices: list[PciFunction]) -> tuple[dict[str, int], list[Group]]:
+    """(address -> predicted group, the groups) for every function.
 
     Group ids are given in address order, the order in which the kernel allocates them
     at boot, so on simple machines they match the numbers the installed system shows.
     """
-    by_addr = {d.address: d for d in devices}
-    group_of: dict[str, int] = {}
-    # Slot (domain:bus:device) -> group of its first function without ACS isolation.
-    open_slots: dict[str, int] = {}
-    next_id = 0
-
-    def acs_path(start: PciFunction | None) -> bool:
-        node = start
-        while node is not None:
-            if not _acs_enabled(node):
-                return False
-            node = by_addr.get(node.parent) if node.parent else None
-        return True
-
-    def is_vf(d: PciFunction) -> bool:
-        return d.physfn is not None
-
-    for d in sorted(devices, key=lambda x: address_sort_key(x.address)):
-        # 1. DMA alias through conventional PCI / PCIe-to-PCI bridges.
-        alias = d
-        node = by_addr.get(d.parent) if d.parent else None
-        while node is not None:
-            if node.pcie_type is None or node.pcie_type in (cs.PCIE_PCI_BRIDGE, cs.PCIE_PCIE_BRIDGE):
-                alias = node
-            node = by_addr.get(node.parent) if node.parent else None
-        gid = group_of.get(alias.address) if alias is not d else None
-
-        # 2. Up to the point where ACS protects against peer-to-peer.
-        if gid is None:
-            pdev = alias
-            while pdev.parent is not None and gid is None:
-                up = by_addr.get(pdev.parent)
-                if up is None or acs_path(up):
-                    break
-                pdev = up
-                gid = group_of.get(pdev.address)
-            if gid is None and pdev is not d:
-                gid = group_of.get(pdev.address)
-
-            # 3. Functions of a multifunction slot without ACS.
-            if gid is None and pdev.multifunction and not is_vf(pdev) and not _acs_enabled(pdev):
-                gid = open_slots.get(pdev.slot)
-        if gid is None:
-            gid = next_id
-            next_id += 1
-        group_of[d.address] = gid
-        d.predicted_group = gid
-        if not is_vf(d) and not _acs_enabled(d):
-            open_slots.setdefault(d.slot, gid)
-
+    group_of = _Prediction(devices).run()
     members: dict[int, list[str]] = {}
     for addr, gid in group_of.items():
         members.setdefault(gid, []).append(addr)
@@ -119,7 +154,7 @@ def predict_groups(devices: list[PciFunction]) -> list[Group]:
         for gid, a in sorted(members.items())
     ]
     log.debug("predicted %d groups for %d functions", len(groups), len(devices))
-    return groups
+    return group_of, groups
 
 
 def vf_isolated(devices: list[PciFunction], pf: PciFunction) -> bool:

@@ -1,41 +1,20 @@
 """Typed host facts: the read-only snapshot of a machine that the planner decides on.
 
-The JSON form (`HostFacts.to_json`) is the public `detect --json` contract of
-DESIGN.md: keys may be added, never renamed.
+Facts only: what sysfs and procfs say, never what may be done with it. Whether a
+function may go to a VM is the planner's decision alone (`plan.blocking`); `detect`
+asks the planner for it. Every class is frozen: a reader builds each object once, by
+keyword, and nothing changes it afterwards.
+
+The JSON form (`HostFacts.to_json`) is the device and host part of the public
+`detect --json` contract (report.detect_json adds the planner's `blocked` and
+`blockers`): keys may be added, never renamed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-# Device kinds of the contract.
-KINDS = ("gpu", "nic", "storage", "usb", "audio", "bridge", "other")
-
-# Blocker codes (stable, for scripts) -> they come with a sentence in words.
-BLOCK_BOOT_VGA = "boot-vga"
-BLOCK_BRIDGE = "bridge"
-BLOCK_SRIOV_PF = "sriov-pf"
-BLOCK_NO_IOMMU = "no-iommu"
-BLOCK_UNKNOWN = "unknown"
-BLOCK_MGMT_NIC = "management-nic"
-BLOCK_INSTALL_DISK = "install-disk"
-BLOCK_DATA_DISK = "data-disk"
-BLOCK_SAME_GROUP = "same-group"
-BLOCK_HOST_GPU = "host-gpu"
-
-
-@dataclass(frozen=True)
-class Blocker:
-    """Why a function must not be given to vfio-pci."""
-
-    code: str
-    reason: str
-    # The address of the device that causes it, for group-mates ("same-group").
-    by: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return {"code": self.code, "reason": self.reason, "by": self.by}
-
+from types import MappingProxyType
 
 @dataclass(frozen=True)
 class CpuFacts:
@@ -68,7 +47,7 @@ class Sriov:
     drivers_autoprobe: bool | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PciFunction:
     address: str
     vendor_id: str | None
@@ -100,7 +79,6 @@ class PciFunction:
     net_interfaces: tuple[str, ...] = ()
     block_devices: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()  # attributes that could not be read or parsed
-    blockers: list[Blocker] = field(default_factory=list)
 
     @property
     def group(self) -> int | None:
@@ -155,8 +133,6 @@ class PciFunction:
             "net_interfaces": self.net_interfaces,
             "block_devices": self.block_devices,
             "unknown": self.unknown,
-            "blocked": [b.reason for b in self.blockers],
-            "blockers": [b.to_json() for b in self.blockers],
         }
 
 
@@ -185,48 +161,48 @@ class BlockDevice:
     disk: str | None = None  # the whole disk of a partition
 
 
-@dataclass
+@dataclass(frozen=True)
 class HostFacts:
     root: str
     cpu: CpuFacts
     iommu: IommuFacts
-    devices: list[PciFunction]
-    groups: list[Group]
+    devices: tuple[PciFunction, ...]
+    groups: tuple[Group, ...]
     groups_predicted: bool
-    net: list[NetInterface]
-    block: list[BlockDevice]
+    net: tuple[NetInterface, ...]
+    block: tuple[BlockDevice, ...]
     cmdline: tuple[str, ...] = ()
     # /dev/disk/by-* names -> block device name, where ROOT/dev has them.
-    disk_aliases: dict[str, str] = field(default_factory=dict)
+    disk_aliases: Mapping[str, str] = field(default_factory=dict)
     # PCI driver name -> its kernel module (xhci_hcd -> xhci_pci), from drivers/X/module.
-    driver_modules: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    driver_modules: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    # Indexes built once from `devices` (the facts never change).
+    _by_address: Mapping[str, PciFunction] = field(init=False, repr=False, compare=False)
+    _members: Mapping[int, tuple[PciFunction, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._by_address = {d.address: d for d in self.devices}
-        self._members: dict[int, list[PciFunction]] | None = None
-
-    def reindex(self) -> None:
-        """Call after changing devices' groups (the group index is cached)."""
-        self._by_address = {d.address: d for d in self.devices}
-        self._members = None
+        # Frozen: the fields are set once here, through object.__setattr__.
+        for name in ("devices", "groups", "net", "block", "cmdline", "problems"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("disk_aliases", "driver_modules"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        members: dict[int, list[PciFunction]] = {}
+        for d in self.devices:
+            if d.group is not None:
+                members.setdefault(d.group, []).append(d)
+        object.__setattr__(self, "_by_address", MappingProxyType({d.address: d for d in self.devices}))
+        object.__setattr__(self, "_members", MappingProxyType({g: tuple(ds) for g, ds in members.items()}))
 
     def device(self, address: str) -> PciFunction | None:
         return self._by_address.get(address)
 
-    def group_members(self, dev: PciFunction) -> list[PciFunction]:
+    def group_members(self, dev: PciFunction) -> tuple[PciFunction, ...]:
         """Every function sharing `dev`'s (real or predicted) group, `dev` included."""
         gid = dev.group
         if gid is None:
-            return [dev]
-        if self._members is None:
-            members: dict[int, list[PciFunction]] = {}
-            for d in self.devices:
-                g = d.group
-                if g is not None:
-                    members.setdefault(g, []).append(d)
-            self._members = members
-        return list(self._members.get(gid, [dev]))
+            return (dev,)
+        return self._members.get(gid, (dev,))
 
     def to_json(self) -> dict[str, object]:
         return {

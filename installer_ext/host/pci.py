@@ -1,48 +1,35 @@
-"""Scan every PCI function under ROOT/sys/bus/pci/devices.
+"""Read every PCI function under ROOT/sys/bus/pci/devices.
 
-Tuned for hosts with thousands of functions (SR-IOV): one directory listing per
-function tells which optional attributes exist, `uevent` gives driver, class and ids in
-one read, and the configuration space is read only when the groups must be predicted.
+Tuned for hosts with thousands of functions (SR-IOV): the function's directory is not
+listed (a listing costs as much as all the reads together); `uevent` gives the driver,
+class and ids in one read, every optional attribute is simply opened and a missing one
+fails fast with ENOENT, and the configuration space is read only where the groups are
+predicted or a bridge's ACS matters. One process reads them all: a forked second
+reader, measured against it on 4096 functions, gave no gain worth its code
+(docs/planner.md, "Reading the host").
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import pickle
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from installer_ext.host import config_space
 from installer_ext.host.address import PCI_ADDRESS_RE, address_sort_key
 from installer_ext.host.model import PciFunction, Sriov
+from installer_ext.host.pciclass import classify, is_display, is_pci_bridge, is_pci_to_pci_bridge
 from installer_ext.host.sysfs import SysRoot, parse_int, read_attr, read_link
 
 log = logging.getLogger(__name__)
 
+# (address, vendor id, device id) -> (vendor name, device name), for the names a
+# function is reported with (pci.ids or udev's hwdb: see host/pciids.py).
+Namer = Callable[[str, "str | None", "str | None"], "tuple[str | None, str | None]"]
+
 _HEX4 = frozenset("0123456789abcdef")
-
-
-def classify(class_id: str | None, vendor_id: str | None = None) -> str:
-    """Contract kind of a 6-hex-digit class code."""
-    if class_id is None:
-        return "other"
-    base, sub = class_id[:2], class_id[2:4]
-    if base == "03":
-        return "gpu"
-    if base == "12" and vendor_id in ("10de", "1002", "8086"):
-        return "gpu"  # processing accelerators of GPU vendors (compute-only GPUs)
-    if base == "02":
-        return "nic"
-    if base == "01":
-        return "storage"
-    if base == "0c" and sub == "03":
-        return "usb"
-    if base == "04" and sub in ("01", "03"):
-        return "audio"
-    if base == "06":
-        return "bridge"
-    return "other"
 
 
 def _hex_id(text: str | None, digits: int) -> str | None:
@@ -91,145 +78,178 @@ def _link_address(link: str | None) -> str | None:
     return name if PCI_ADDRESS_RE.match(name) else None
 
 
-# Local names for the hot loop.
+# Local names for the hot path.
 _read = read_attr
 _readlink = read_link
 
 
-def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction:
-    entry = f"{root.sys}/bus/pci/devices/{address}"
-    unknown: list[str] = []
-    # The bus/pci/devices entry links to the device's place in the hierarchy: the
-    # component above it is the upstream bridge (absent on a root bus). Reading through
-    # the resolved directory spares the kernel a symlink walk on every attribute.
-    parent = None
+def _place(root: SysRoot, entry: str) -> tuple[str, str | None]:
+    """(directory to read the attributes from, upstream bridge or None on a root bus).
+
+    The bus/pci/devices entry links to the device's place in the hierarchy: the
+    component above it is the upstream bridge. Reading through the resolved directory
+    spares the kernel a symlink walk on every attribute."""
     link = _readlink(entry)
-    if link:
-        parts = link.rstrip("/").rsplit("/", 2)
-        if len(parts) == 3 and PCI_ADDRESS_RE.match(parts[1]):
-            parent = parts[1]
-        if link.startswith("../../../devices/") and "/.." not in link:
-            base = f"{root.sys}/{link[9:]}"  # the kernel's own form, resolved cheaply
-        else:
-            base = os.path.normpath(os.path.join(os.path.dirname(entry), link))
-            if not base.startswith(root.sys + "/"):
-                base = entry  # a link out of the tree: read through the entry as it is
-    else:
-        base = entry
-    # No directory listing (it costs as much as all the reads below): optional
-    # attributes are simply tried, and a missing one fails fast with ENOENT.
-    uevent = _read(base + "/uevent")
+    if not link:
+        return entry, None
+    parts = link.rstrip("/").rsplit("/", 2)
+    parent = parts[1] if len(parts) == 3 and PCI_ADDRESS_RE.match(parts[1]) else None
+    if link.startswith("../../../devices/") and "/.." not in link:
+        return f"{root.sys}/{link[9:]}", parent  # the kernel's own form, resolved cheaply
+    base = os.path.normpath(os.path.join(os.path.dirname(entry), link))
+    if not base.startswith(root.sys + "/"):
+        base = entry  # a link out of the tree: read through the entry as it is
+    return base, parent
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    vendor_id: str | None
+    device_id: str | None
+    class_id: str | None
+    subsystem_vendor_id: str | None
+    subsystem_device_id: str | None
+    driver: str | None
+
+
+def _identity(base: str, uevent: str | None, unknown: list[str]) -> _Identity:
+    """Ids, class and driver: from `uevent` in one read, else the single attributes."""
     ev = _parse_uevent(uevent)
-    if uevent is None and not os.path.isdir(base):
-        unknown.append("directory")
     vendor_id, device_id = _ids_from_uevent(ev, "PCI_ID")
     if vendor_id is None:
         vendor_id = _hex_id(_read(base + "/vendor", 64), 4)
     if device_id is None:
         device_id = _hex_id(_read(base + "/device", 64), 4)
-    pci_class = ev.get("PCI_CLASS")
-    class_id = pci_class.lower().rjust(6, "0") if pci_class and _CLASS_RE.fullmatch(pci_class.lower()) else None
+    pci_class = ev.get("PCI_CLASS", "").lower()
+    class_id = pci_class.rjust(6, "0") if _CLASS_RE.fullmatch(pci_class) else None
     if class_id is None:
         class_id = _hex_id(_read(base + "/class", 64), 6)
+    for name, value in (("vendor", vendor_id), ("device", device_id), ("class", class_id)):
+        if value is None:
+            unknown.append(name)
     sub_vendor, sub_device = _ids_from_uevent(ev, "PCI_SUBSYS_ID")
-    if vendor_id is None:
-        unknown.append("vendor")
-    if device_id is None:
-        unknown.append("device")
-    if class_id is None:
-        unknown.append("class")
-
     driver = ev.get("DRIVER") or None
     if driver is None and uevent is None:
         link = _readlink(base + "/driver")
         driver = link.rstrip("/").rsplit("/", 1)[-1] if link else None
+    return _Identity(vendor_id, device_id, class_id, sub_vendor, sub_device, driver)
 
-    group = None
+
+def _iommu_group(base: str, unknown: list[str]) -> int | None:
     link = _readlink(base + "/iommu_group")
-    if link is not None:
-        group = parse_int(link.rsplit("/", 1)[-1])
-        if group is None:
-            unknown.append("iommu_group")
+    if link is None:
+        return None  # the IOMMU is off (or absent): no group
+    group = parse_int(link.rsplit("/", 1)[-1])
+    if group is None:
+        unknown.append("iommu_group")
+    return group
 
-    boot_vga = False
-    if class_id is None or class_id.startswith("03"):
-        text = _read(base + "/boot_vga", 16)
-        if text is not None:
-            value = parse_int(text)
-            if value is None:
-                unknown.append("boot_vga")
-            boot_vga = value == 1
 
-    physfn = None
+def _boot_vga(base: str, class_id: str | None, unknown: list[str]) -> bool:
+    if class_id is not None and not is_display(class_id):
+        return False  # only display controllers have the attribute
+    text = _read(base + "/boot_vga", 16)
+    if text is None:
+        return False
+    value = parse_int(text)
+    if value is None:
+        unknown.append("boot_vga")
+    return value == 1
+
+
+def _physfn(base: str, unknown: list[str]) -> str | None:
     link = _readlink(base + "/physfn")
-    if link is not None:
-        physfn = _link_address(link)
-        if physfn is None:
-            unknown.append("physfn")
+    if link is None:
+        return None
+    physfn = _link_address(link)
+    if physfn is None:
+        unknown.append("physfn")
+    return physfn
 
-    sriov = None
-    # A VF is never a PF: on a host of thousands of VFs this spares one failed open each.
-    total_text = _read(base + "/sriov_totalvfs", 32) if physfn is None else None
-    if total_text is not None:
-        total = parse_int(total_text)
-        num = parse_int(_read(base + "/sriov_numvfs", 32))
-        if total is None or num is None:
-            unknown.append("sriov")
-        else:
-            autoprobe = parse_int(_read(base + "/sriov_drivers_autoprobe", 16))
-            sriov = Sriov(
-                total_vfs=total,
-                num_vfs=num,
-                offset=parse_int(_read(base + "/sriov_offset", 32)),
-                stride=parse_int(_read(base + "/sriov_stride", 32)),
-                vf_device_id=_vf_device(_read(base + "/sriov_vf_device", 32)),
-                drivers_autoprobe=None if autoprobe is None else autoprobe == 1,
-            )
 
-    reset_methods: tuple[str, ...] = ()
-    resettable: bool | None = None
+def _sriov(base: str, unknown: list[str]) -> Sriov | None:
+    total_text = _read(base + "/sriov_totalvfs", 32)
+    if total_text is None:
+        return None
+    total = parse_int(total_text)
+    num = parse_int(_read(base + "/sriov_numvfs", 32))
+    if total is None or num is None:
+        unknown.append("sriov")
+        return None
+    autoprobe = parse_int(_read(base + "/sriov_drivers_autoprobe", 16))
+    return Sriov(
+        total_vfs=total,
+        num_vfs=num,
+        offset=parse_int(_read(base + "/sriov_offset", 32)),
+        stride=parse_int(_read(base + "/sriov_stride", 32)),
+        vf_device_id=_vf_device(_read(base + "/sriov_vf_device", 32)),
+        drivers_autoprobe=None if autoprobe is None else autoprobe == 1,
+    )
+
+
+def _reset(base: str, have_uevent: bool) -> tuple[tuple[str, ...], bool | None]:
+    """(reset methods, resettable): None when nothing could be read at all."""
     text = _read(base + "/reset_method", 256)
     if text is not None:
-        reset_methods = tuple(text.split())
-        resettable = bool(reset_methods)
-    elif os.path.exists(base + "/reset"):
-        resettable = True
-    elif uevent is not None:
-        # Kernels >= 5.15 list reset methods; without either file the kernel knows none.
-        resettable = False
+        methods = tuple(text.split())
+        return methods, bool(methods)
+    if os.path.exists(base + "/reset"):
+        return (), True
+    # Kernels >= 5.15 list reset methods; without either file the kernel knows none.
+    return (), (False if have_uevent else None)
 
+
+def _config(root: SysRoot, base: str, unknown: list[str]) -> config_space.ConfigInfo:
+    cfg_path = base + "/config"
+    info = config_space.parse_config(root.read_bytes(cfg_path, 256))
+    if info.complete and info.pcie_type is not None and (
+        info.multifunction or info.pcie_type in (config_space.PCIE_ROOT_PORT, config_space.PCIE_DOWNSTREAM)
+    ):
+        # ACS only matters for ports and multifunction devices: read the extended
+        # space (4 KiB, slow on real hardware) for those alone.
+        info = config_space.parse_config(root.read_bytes(cfg_path, 4096))
+    if not info.complete:
+        unknown.append("config")
+    return info
+
+
+def read_function(root: SysRoot, address: str, want_config: bool, namer: Namer | None = None) -> PciFunction:
+    """One function, as sysfs shows it. `want_config` reads the configuration space
+    (header type, PCIe type, ACS) that predicting groups needs; a bridge's is read
+    always: its ACS tells whether VFs created later will be isolated from their PF."""
+    base, parent = _place(root, f"{root.sys}/bus/pci/devices/{address}")
+    unknown: list[str] = []
+    uevent = _read(base + "/uevent")
+    if uevent is None and not os.path.isdir(base):
+        unknown.append("directory")
+    ident = _identity(base, uevent, unknown)
+    iommu_group = _iommu_group(base, unknown)
+    boot_vga = _boot_vga(base, ident.class_id, unknown)
+    physfn = _physfn(base, unknown)
+    # A VF is never a PF: on a host of thousands of VFs this spares one failed open each.
+    sriov = _sriov(base, unknown) if physfn is None else None
+    reset_methods, resettable = _reset(base, uevent is not None)
     info = config_space.UNREADABLE
-    # Bridges' ACS is read even with the IOMMU on: it tells whether VFs created later
-    # will be isolated from their PF.
-    if want_config or (class_id is not None and class_id.startswith("0604")):
-        cfg_path = base + "/config"
-        info = config_space.parse_config(root.read_bytes(cfg_path, 256))
-        if info.complete and info.pcie_type is not None and (
-            info.multifunction
-            or info.pcie_type in (config_space.PCIE_ROOT_PORT, config_space.PCIE_DOWNSTREAM)
-        ):
-            # ACS only matters for ports and multifunction devices: read the extended
-            # space (4 KiB, slow on real hardware) for those alone.
-            info = config_space.parse_config(root.read_bytes(cfg_path, 4096))
-        if not info.complete:
-            unknown.append("config")
-
-    kind = classify(class_id, vendor_id)
+    if want_config or is_pci_to_pci_bridge(ident.class_id):
+        info = _config(root, base, unknown)
+    kind = classify(ident.class_id, ident.vendor_id)
     if info.header_type is not None:
         pci_bridge = info.header_type in (1, 2)
     else:
-        pci_bridge = class_id is not None and class_id[:4] in ("0604", "0607", "0609")
-
+        pci_bridge = is_pci_bridge(ident.class_id)
+    vendor_name, device_name = namer(address, ident.vendor_id, ident.device_id) if namer else (None, None)
     return PciFunction(
         address=address,
-        vendor_id=vendor_id,
-        device_id=device_id,
-        class_id=class_id,
+        vendor_id=ident.vendor_id,
+        device_id=ident.device_id,
+        class_id=ident.class_id,
         kind=kind,
-        subsystem_vendor_id=sub_vendor,
-        subsystem_device_id=sub_device,
-        driver=driver,
-        iommu_group=group,
+        vendor_name=vendor_name,
+        device_name=device_name,
+        subsystem_vendor_id=ident.subsystem_vendor_id,
+        subsystem_device_id=ident.subsystem_device_id,
+        driver=ident.driver,
+        iommu_group=iommu_group,
         boot_vga=boot_vga,
         sriov=sriov,
         physfn=physfn,
@@ -247,6 +267,7 @@ def read_function(root: SysRoot, address: str, want_config: bool) -> PciFunction
 
 
 def list_addresses(root: SysRoot, problems: list[str]) -> list[str]:
+    """The function directories' names that are PCI addresses, in address order."""
     bus = os.path.join(root.sys, "bus", "pci", "devices")
     names = root.listdir(bus)
     if not names and not os.path.isdir(bus):
@@ -261,76 +282,10 @@ def list_addresses(root: SysRoot, problems: list[str]) -> list[str]:
     return good
 
 
-# Below this many functions a second process costs more than it saves.
-PARALLEL_MIN = 1024
-_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(PciFunction) if f.name != "blockers")
-
-
-def _to_row(d: PciFunction) -> tuple:
-    row = tuple(getattr(d, name) for name in _ROW_FIELDS)
-    return row if d.sriov is None else row + (dataclasses.astuple(d.sriov),)
-
-
-def _from_row(row: tuple) -> PciFunction:
-    d = PciFunction(*row[: len(_ROW_FIELDS)])
-    if len(row) > len(_ROW_FIELDS):
-        d.sriov = Sriov(*row[-1])
-    return d
-
-
-def _scan_forked(root: SysRoot, addresses: list[str], want_config: bool) -> list[PciFunction]:
-    """Read the second half in a forked child while this process reads the first: the
-    reads are system calls and small parses, so two cores take about half the time.
-    Any trouble with the child and its half is read here instead."""
-    half = len(addresses) // 2
-    mine, theirs = addresses[:half], addresses[half:]
-    try:
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return [read_function(root, a, want_config) for a in addresses]
-    if pid == 0:  # the child: read, send plain tuples, leave without cleanup
-        code = 1
-        try:
-            os.close(rfd)
-            data = pickle.dumps([_to_row(read_function(root, a, want_config)) for a in theirs], pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(wfd, "wb") as out:
-                out.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wfd)
-    devices = [read_function(root, a, want_config) for a in mine]
-    with os.fdopen(rfd, "rb") as inp:
-        data = inp.read()
-    _, status = os.waitpid(pid, 0)
-    rows = None
-    if status == 0 and data:
-        try:
-            rows = pickle.loads(data)  # noqa: S301 - our own child's output
-        except Exception:  # noqa: BLE001 - fall back to reading the half here
-            rows = None
-    if rows is None or len(rows) != len(theirs):
-        log.debug("pci: parallel reader failed (status %s); reading its half here", status)
-        return devices + [read_function(root, a, want_config) for a in theirs]
-    return devices + [_from_row(r) for r in rows]
-
-
-def scan(root: SysRoot, want_config: bool, problems: list[str], workers: int = 1) -> list[PciFunction]:
-    """Every PCI function in address order. `workers` 2 reads a big host with two
-    processes (only from a single-threaded caller such as the command line)."""
-    addresses = list_addresses(root, problems)
-    if workers > 1 and len(addresses) >= PARALLEL_MIN and hasattr(os, "fork"):
-        devices = _scan_forked(root, addresses, want_config)
-    else:
-        devices = [read_function(root, a, want_config) for a in addresses]
-    by_addr = {d.address: d for d in devices}
-    vfs: dict[str, list[str]] = {}
+def virtfns(devices: list[PciFunction]) -> dict[str, tuple[str, ...]]:
+    """PF address -> its VFs' addresses, from each VF's `physfn` link."""
+    out: dict[str, list[str]] = {}
     for d in devices:
         if d.physfn is not None:
-            vfs.setdefault(d.physfn, []).append(d.address)
-    for pf, children in vfs.items():
-        if pf in by_addr:
-            by_addr[pf].virtfns = tuple(children)
-    log.debug("pci: %d functions", len(devices))
-    return devices
+            out.setdefault(d.physfn, []).append(d.address)
+    return {pf: tuple(vfs) for pf, vfs in out.items()}

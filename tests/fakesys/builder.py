@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from installer_ext.host.address import split_address, vf_address
+from tests.fakesys.runtime import Runtime, write as write_runtime
 
 
 # Drivers built into the kernel have no module link; some modules name their driver
@@ -66,6 +67,9 @@ class Machine:
     kvm: bool = True
     cmdline: str = "BOOT_IMAGE=/boot/vmlinuz root=LABEL=COS_ACTIVE"
     disk_aliases: dict[str, str] = field(default_factory=dict)  # by-id name -> disk
+    # A running node's mounts, swap, routes, bonds and bridges (tests/fakesys/runtime.py);
+    # None for a machine as the installer sees it (no such files are written).
+    runtime: Runtime | None = None
 
 
 def _w(path: str, data: str | bytes) -> None:
@@ -331,6 +335,8 @@ def build(m: Machine, root: str) -> str:
         link = os.path.join(root, "dev", "disk", "by-id", alias)
         os.makedirs(os.path.dirname(link), exist_ok=True)
         os.symlink(f"../../{disk}", link)
+    if m.runtime is not None:
+        write_runtime(m.runtime, root)
     return root
 
 

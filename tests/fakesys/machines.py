@@ -7,6 +7,7 @@ the bridge's group. The IOMMU-off twins drop the groups and keep the firmware ta
 from __future__ import annotations
 
 from tests.fakesys.builder import Dev, Machine, with_changes
+from tests.fakesys.runtime import Mount, NetDev, Route, Route6, Runtime, VirtBlock
 
 RP, EP, RCE, PCIBR = 4, 0, 9, 7  # PCIe types: root port, endpoint, RC integrated, PCIe-to-PCI
 
@@ -54,9 +55,21 @@ def intel_workstation() -> Machine:
     )
 
 
+# The installer ISO's kernel line (harvester-installer package/harvester-os/iso/boot/grub2/
+# grub.cfg, v1.4-v1.8, before ${extra_iso_cmdline}).
+ISO_CMDLINE = "cdroot root=live:CDLABEL=COS_LIVE rd.live.dir=/ rd.live.squashimg=rootfs.squashfs console=tty1 rd.cos.disable net.ifnames=1"
+
+
 def intel_workstation_iommu_off() -> Machine:
-    """The same workstation booted from the installer ISO: VT-d off, DMAR still there."""
-    return with_changes(intel_workstation(), "intel-workstation-iommu-off", iommu="off")
+    """The same workstation booted from the installer ISO: VT-d off, DMAR still there,
+    the ISO's kernel line."""
+    return with_changes(intel_workstation(), "intel-workstation-iommu-off", iommu="off", cmdline=ISO_CMDLINE)
+
+
+def intel_workstation_no_ir() -> Machine:
+    """The workstation with VT-d on but no interrupt remapping (a firmware that leaves it
+    off): where allowUnsafeInterrupts matters."""
+    return with_changes(intel_workstation(), "intel-workstation-no-ir", interrupt_remapping=False)
 
 
 def intel_dual_gpu() -> Machine:
@@ -214,8 +227,149 @@ def sriov_host(nics: int = 16, vfs: int = 200) -> Machine:
 ALL = {
     "intel-workstation": intel_workstation,
     "intel-workstation-iommu-off": intel_workstation_iommu_off,
+    "intel-workstation-no-ir": intel_workstation_no_ir,
     "intel-dual-gpu": intel_dual_gpu,
     "amd-epyc-server": amd_epyc_server,
     "no-iommu-desktop": no_iommu_desktop,
     "sriov-host": sriov_host,
 }
+
+
+# --- installed Harvester nodes (the binder's machines) ---------------------------------------
+
+def _part(disk: str, n: int) -> str:
+    return f"{disk}p{n}" if disk[-1].isdigit() else f"{disk}{n}"
+
+
+def nm_keyfiles(nics: tuple[str, ...], vlan: int | None = None) -> dict[str, str]:
+    """The NetworkManager profiles Harvester v1.7+ writes for its management network
+    (harvester/harvester-installer, branch v1.8, pkg/config/cos.go updateBond/updateBridge
+    with templates/nm-bond-master, nm-bond-slave, nm-bridge, nm-vlan.nmconnection): the
+    NICs are ports of the bond `mgmt-bo`, the bond is the port of the bridge `mgmt-br`,
+    a VLAN id >= 2 adds a VLAN on the bridge. harv-install (save_nm_state) copies them to
+    the persistent partition, bind-mounted at /etc/NetworkManager/system-connections."""
+    d = "NetworkManager/system-connections/"
+    out = {
+        d + "bridge-mgmt.nmconnection": (
+            "[connection]\nid=bridge-mgmt\ntype=bridge\ninterface-name=mgmt-br\n\n[bridge]\nforward-delay=0\n"
+            "stp=false\nvlan-filtering=true\nvlan-default-pvid=1\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n"
+        ),
+        d + "bond-mgmt.nmconnection": (
+            "[connection]\nid=bond-mgmt\ntype=bond\ninterface-name=mgmt-bo\nmaster=mgmt-br\nslave-type=bridge\n\n"
+            "[ethernet]\n\n[bond]\nmiimon=100\nmode=active-backup\n\n[bridge-port]\nvlans=1 pvid untagged\n"
+        ),
+    }
+    for nic in nics:
+        out[d + f"bond-slave-{nic}.nmconnection"] = (
+            f"[connection]\nid=bond-slave-{nic}\ntype=ethernet\ninterface-name={nic}\nmaster=mgmt-bo\nslave-type=bond\n"
+        )
+    if vlan is not None:
+        out[d + "vlan-mgmt.nmconnection"] = (
+            f"[connection]\nid=vlan-mgmt\ntype=vlan\n\n[ethernet]\n\n[vlan]\nflags=1\nid={vlan}\nparent=mgmt-br\n\n"
+            "[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=disabled\n"
+        )
+    return out
+
+
+def wicked_ifcfg(nics: tuple[str, ...]) -> dict[str, str]:
+    """The wicked files Harvester v1.4-v1.6 writes (harvester/harvester-installer, branch
+    v1.6, pkg/config/cos.go UpdateManagementInterfaceConfig, templates/wicked-ifcfg-bond-
+    master and wicked-ifcfg-bridge): BONDING_SLAVE_<n> names each NIC of `mgmt-bo`,
+    BRIDGE_PORTS='mgmt-bo' on `mgmt-br`."""
+    slaves = "".join(f"BONDING_SLAVE_{i}='{nic}'\n" for i, nic in enumerate(nics))
+    return {
+        "sysconfig/network/ifcfg-mgmt-bo": (
+            "STARTMODE='onboot'\nBONDING_MASTER='yes'\nBOOTPROTO='none'\nPOST_UP_SCRIPT=\"wicked:setup_bond.sh\"\n\n"
+            f"{slaves}BONDING_MODULE_OPTS='miimon=100 mode=active-backup '\nDHCLIENT_SET_DEFAULT_ROUTE='no'\n"
+        ),
+        "sysconfig/network/ifcfg-mgmt-br": (
+            "STARTMODE='onboot'\nBOOTPROTO='dhcp'\nBRIDGE='yes'\nBRIDGE_STP='off'\nBRIDGE_FORWARDDELAY='0'\n"
+            "BRIDGE_PORTS='mgmt-bo'\nPRE_UP_SCRIPT=\"wicked:setup_bridge.sh\"\nDHCLIENT_SET_DEFAULT_ROUTE='yes'\n"
+        ),
+        **{f"sysconfig/network/ifcfg-{nic}": "STARTMODE='hotplug'\nBOOTPROTO='none'\n" for nic in nics},
+    }
+
+
+def harvester_node(m: Machine, install_disk: str, mgmt: tuple[str, ...], data_disk: str | None = None,
+                   network: str = "nm", vlan: int | None = None, ipv6: bool = False, up: bool = True,
+                   **runtime_changes) -> Machine:
+    """`m` installed and booted as a Harvester node: the install disk partitioned as
+    elemental does and mounted as harvester/harvester#4754 shows it (p2 /oem, p4
+    /run/initramfs/cos-state holding the active image that loop0 mounts as /, p5
+    /usr/local, p6 the Longhorn default disk unless a data disk is given, which is then
+    formatted whole: harv-install do_data_disk_format); the management network as
+    Harvester configures it (`mgmt-bo` bond of `mgmt` under the `mgmt-br` bridge, a
+    `mgmt-br.VLAN` on top when `vlan`, the default route on the top one) and its
+    configuration files (`network`: "nm" for v1.7+, "wicked" for v1.4-v1.6). `up` False:
+    the network is not up yet (no bond, bridge or route; the files are there)."""
+    node = with_changes(m, f"{m.name}-node")
+    for d in node.devices:
+        if install_disk in d.disks:
+            d.partitions = 5 if data_disk else 6
+    p = lambda n: _part(install_disk, n)  # noqa: E731
+    mounts = [
+        Mount("/dev/loop0", "/", "ext2", "loop0", "ro,relatime"),
+        Mount("proc", "/proc", "proc"),
+        Mount("sysfs", "/sys", "sysfs"),
+        Mount("devtmpfs", "/dev", "devtmpfs"),
+        Mount("tmpfs", "/run", "tmpfs"),
+        Mount("/dev/disk/by-label/COS_OEM", "/oem", "ext4", p(2)),
+        Mount(f"/dev/{p(4)}", "/run/initramfs/cos-state", "ext4", p(4), "ro,relatime"),
+        Mount(f"/dev/{p(5)}", "/usr/local", "ext4", p(5)),
+        Mount("overlay", "/etc", "overlay"),
+    ]
+    if data_disk:
+        mounts.append(Mount("/dev/disk/by-label/HARV_LH_DEFAULT", "/var/lib/harvester/defaultdisk", "ext4", data_disk))
+    else:
+        mounts.append(Mount(f"/dev/{p(6)}", "/var/lib/harvester/defaultdisk", "ext4", p(6)))
+    links = {"disk/by-label/COS_OEM": p(2), "disk/by-label/COS_RECOVERY": p(3), "disk/by-label/COS_STATE": p(4),
+             "disk/by-label/COS_PERSISTENT": p(5), "disk/by-label/HARV_LH_DEFAULT": data_disk or p(6)}
+    top = f"mgmt-br.{vlan}" if vlan else "mgmt-br"
+    netdevs: tuple[NetDev, ...] = ()
+    routes: tuple[Route, ...] = ()
+    routes6: tuple[Route6, ...] = (Route6("lo", flags=0x00200200, metric=0xFFFFFFFF),)
+    if up:
+        netdevs = (NetDev("mgmt-bo", "bond", mgmt), NetDev("mgmt-br", "bridge", ("mgmt-bo",)))
+        if vlan:
+            netdevs += (NetDev(top, "vlan", ("mgmt-br",)),)
+        routes = (Route(top, gateway="192.168.1.1", metric=425),
+                  Route(top, dest="192.168.1.0", mask="255.255.255.0", flags=0x0001, metric=425))
+        if ipv6:
+            routes6 = (Route6(top, gateway="fe800000000000000000000000000001"),
+                       Route6(top, dest="fe800000000000000000000000000000", plen=64, flags=0x00000001, metric=256),
+                       *routes6)
+    node.runtime = Runtime(
+        mounts=tuple(mounts),
+        virt_blocks=(VirtBlock("loop0", backing_file="/run/initramfs/cos-state/cOS/active.img"),),
+        dev_links=links,
+        netdevs=netdevs,
+        routes=routes,
+        routes6=routes6,
+        etc=nm_keyfiles(mgmt, vlan) if network == "nm" else wicked_ifcfg(mgmt),
+    )
+    for key, value in runtime_changes.items():
+        setattr(node.runtime, key, value)
+    return node
+
+
+def workstation_node(**kw) -> Machine:
+    """The workstation installed: sda the install disk, nvme0n1 the data disk, eno1 the
+    management NIC (tests/planning.py WORKSTATION_INSTALL)."""
+    return harvester_node(intel_workstation(), "sda", ("eno1",), data_disk="nvme0n1", **kw)
+
+
+def epyc_node(**kw) -> Machine:
+    """The EPYC installed: nvme0n1 (native multipath) the install disk, enp2s0f0 the
+    management NIC (tests/planning.py EPYC_INSTALL)."""
+    return harvester_node(amd_epyc_server(), "nvme0n1", ("enp2s0f0",), **kw)
+
+
+def node_of(m: Machine) -> Machine:
+    """`m` installed as a Harvester node, unless it already is: the EPYC and its variants
+    as epyc_node() lays them out, any other machine as the workstation (sda, nvme0n1,
+    eno1)."""
+    if m.runtime is not None:
+        return m
+    if m.name.startswith("amd-epyc"):
+        return harvester_node(m, "nvme0n1", ("enp2s0f0",))
+    return harvester_node(m, "sda", ("eno1",), data_disk="nvme0n1")
