@@ -90,14 +90,9 @@ def test_kernel_args_are_plain_tokens(arg):
     assert lines == [f"pciPassthrough.extraKernelArgs[0]: {json.dumps(arg)} is not a kernel argument token"]
 
 
-def test_acs_override_is_never_written():
-    lines = errors_of({"pciPassthrough": {"extraKernelArgs": ["pcie_acs_override=downstream,multifunction"]}})
-    assert "fakes IOMMU isolation" in lines[0]
-
-
 def test_the_same_key_twice_under_two_spellings():
     lines = errors_of({"pciPassthrough": {"gpuDrivers": True, "gpu_drivers": False}})
-    assert lines == ["pciPassthrough.gpuDrivers: given twice (as 'gpuDrivers' and 'gpu_drivers')"]
+    assert lines == ['pciPassthrough.gpuDrivers: given twice (as "gpuDrivers" and "gpu_drivers")']
 
 
 @pytest.mark.parametrize(
@@ -111,7 +106,7 @@ def test_the_same_key_twice_under_two_spellings():
         (b"\x7fELF\x02\x01\x01\0\0\0", "binary data (NUL byte at offset 7)"),
         (b"pciPassthrough:\n  enabled: \xff\xfe\n", "not UTF-8 text (bad byte at offset 27)"),
         ("a: &x [*x]\n", "refers to itself"),
-        ("pciPassthrough:\n  enabled: true\n  enabled: false\n", "key 'enabled' given twice"),
+        ("pciPassthrough:\n  enabled: true\n  enabled: false\n", 'key "enabled" given twice'),
         ("install: 3\n", "install: 3 is a number, expected a mapping"),
     ],
 )
@@ -147,3 +142,152 @@ def test_schema_command_prints_the_shipped_schema():
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+# -- spellings: the installer's (pkg/config/rename.go FuzzyNames + encoding/json) -----------
+
+
+def test_every_key_of_the_schema_loads_in_the_installers_spellings():
+    from installer_ext.config.keys import yaml_key
+
+    schema = load_schema()
+    for name in schema["properties"]:
+        for spelling in (name, name.lower(), name.upper(), yaml_key(name)):
+            doc = {"pciPassthrough": {spelling: schema["properties"][name].get("default", [])}}
+            if name == "hostGpus":
+                doc["pciPassthrough"][spelling] = []
+            if name == "harvester":
+                doc["pciPassthrough"][spelling] = {}
+            parse_config(doc)  # raises BadInput for an unknown key
+
+
+def test_spellings_the_installer_does_not_take_are_unknown_keys():
+    lines = errors_of({"pciPassthrough": {"gpu-drivers": True}})
+    assert lines == [
+        'pciPassthrough.gpu-drivers: unknown key (did you mean "gpuDrivers"?); expected one of '
+        "enabled, gpuDrivers, devices, hostGpus, sriov, allowUnsafeInterrupts, extraKernelArgs, harvester, devicePlugin"
+    ]
+    # In the installer's own section an unknown spelling is ignored, as the installer does.
+    c = parse_config({"install": {"data-disk": "/dev/sdb", "device": "/dev/sda"}})
+    assert c.install.data_disk is None and c.install.device == "/dev/sda"
+
+
+def test_the_installers_singular_spellings_name_the_management_interfaces():
+    # FuzzyNames also takes a field name less its final "s": `interface` is `interfaces`.
+    c = parse_config({"install": {"managementinterface": {"interface": [{"hwaddr": "AA:BB:CC:DD:EE:01"}]}}})
+    assert [(m.name, m.hw_addr) for m in c.install.management] == [(None, "aa:bb:cc:dd:ee:01")]
+    assert c.install.management[0].path == "install.managementInterface.interfaces[0]"
+
+
+def test_the_hooks_config_spelling_from_go_yaml_marshal_loads():
+    # $HARVESTER_CONFIG is a yaml.v3 marshal of the Go struct: lowercased field names.
+    c = parse_config({"install": {"managementinterface": {"interfaces": [{"name": "eno1", "hwaddr": ""}]},
+                                  "datadisk": "", "device": "/dev/nvme0n1"}})
+    assert c.install.device == "/dev/nvme0n1" and c.install.data_disk is None
+    assert c.install.management[0].name == "eno1"
+
+
+# -- the install section's schema ----------------------------------------------------------
+
+
+def test_install_keys_are_checked_with_one_line_each():
+    lines = errors_of({"install": {"device": 5, "managementInterface": {"interfaces": [{"name": "eno1\nx"}, "eth0"]}}})
+    assert lines == [
+        "install.device: 5 is a number, expected a string on one line",
+        'install.managementInterface.interfaces[0].name: "eno1\\nx" is not a string on one line',
+        'install.managementInterface.interfaces[1]: "eth0" is a string, expected a mapping with name and hwAddr',
+    ]
+
+
+def test_other_install_keys_are_the_installers_business():
+    c = parse_config({"install": {"mode": "create", "vip": 5, "webhooks": [{"x": 1}], "device": "/dev/sda"}})
+    assert c.install.known and c.install.mode == "create" and c.install.device == "/dev/sda"
+    assert parse_config({"install": None}).install.known is False
+
+
+# -- one line per mistake ----------------------------------------------------------------
+
+
+def test_an_empty_value_is_one_line_without_a_guess():
+    lines = errors_of({"pciPassthrough": {"devicePlugin": None, "enabled": None}})
+    assert lines == [
+        "pciPassthrough.devicePlugin: empty, expected one of auto, nvidia, amd, none",
+        "pciPassthrough.enabled: empty, expected a boolean",
+    ]
+
+
+# -- YAML merge keys, as gopkg.in/yaml.v3 (decode.go `merge`) -----------------------------
+
+
+def test_merge_keys_are_accepted_and_the_mapping_own_keys_win(tmp_path):
+    path = write(tmp_path, """\
+defaults: &defaults
+  enabled: true
+  gpuDrivers: true
+  devicePlugin: amd
+extra: &extra
+  devicePlugin: nvidia
+  extraKernelArgs: [quiet]
+pciPassthrough:
+  devicePlugin: none
+  <<: [*defaults, *extra]
+install:
+  <<: {device: /dev/sda, mode: create}
+""")
+    c = load_config(path)
+    assert c.choices.enabled and c.choices.gpu_drivers
+    assert c.choices.device_plugin == "none"  # its own key wins over both merges
+    assert c.choices.extra_kernel_args == ("quiet",)  # from the second merged mapping
+    assert c.install.device == "/dev/sda"
+
+
+def test_the_first_merged_mapping_wins_over_the_later_ones(tmp_path):
+    path = write(tmp_path, "a: &a {devicePlugin: amd}\nb: &b {devicePlugin: nvidia}\npciPassthrough:\n  <<: [*a, *b]\n")
+    assert load_config(path).choices.device_plugin == "amd"
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("pciPassthrough:\n  <<: 3\n", "expected a mapping or list of mappings for merging"),
+        ("a: &a {enabled: true}\npciPassthrough:\n  <<: *a\n  <<: *a\n", 'key "<<" given twice'),
+        ("pciPassthrough:\n  <<: {enabled: true, enabled: false}\n", 'key "enabled" given twice'),
+    ],
+)
+def test_bad_merges_are_one_line_exit_2(tmp_path, content, words):
+    r = run("plan", "--config", write(tmp_path, content), "--root", str(tmp_path))
+    assert r.rc == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+# -- a misspelled section: a warning (the installer ignores unknown top-level keys) ---------
+
+
+def test_a_near_miss_of_the_section_is_one_warning_and_exit_0(machine_root, tmp_path):
+    path = write(tmp_path, "pciPasthrough:\n  enabled: true\nsans: [a]\nos: {hostname: x}\nmyNotes: hello\n")
+    c = load_config(path)
+    assert c.warnings == ('"pciPasthrough": unknown top-level key, ignored as the installer ignores it '
+                          '(did you mean "pciPassthrough"?)',)
+    r = run("plan", "--config", path, "--root", machine_root("intel-workstation"))
+    assert r.rc == 0 and "PCI passthrough: off" in r.out
+    assert r.err.splitlines() == ["installer-ext: warning: " + c.warnings[0]]
+
+
+def test_every_spelling_the_installer_takes_folds_like_the_field():
+    from installer_ext.config.keys import is_spelling, spellings
+
+    def fold(key: str) -> str:  # case and "_" only: what every accepted spelling differs in
+        return key.replace("_", "").lower()
+
+    for name in ("pciPassthrough", "dataDisk", "hwAddr", "managementInterface", "configUrl", "vfsToVfio"):
+        assert all(fold(s) in (fold(name), fold(name[:-1]), fold(name[:-2])) for s in spellings(name))
+        assert is_spelling(name.upper(), name) and is_spelling(fold(name), name)
+    assert fold("data-disk") != fold("dataDisk") and not is_spelling("data-disk", "dataDisk")
+    assert not is_spelling("Data_Disk", "dataDisk")  # neither the json name nor rename.go's forms
+
+
+def test_the_section_is_found_under_the_spellings_the_installer_takes():
+    from installer_ext.config.load import section_key
+
+    assert section_key({"os": {}, "pci_passthrough": {}}) == "pci_passthrough"
+    assert section_key({"PCIPASSTHROUGH": {}}) == "PCIPASSTHROUGH"
+    assert section_key({"pci-passthrough": {}}) is None

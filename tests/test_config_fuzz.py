@@ -16,6 +16,7 @@ from installer_ext.config.load import parse_config, read_yaml
 from installer_ext.errors import BadInput
 from installer_ext.host.facts import gather
 from installer_ext.plan.planner import make_plan
+from tests.kernel_args_gen import defeats, kernel_args
 from tests.planning import WORKSTATION_INSTALL
 
 KEYS = [
@@ -31,6 +32,7 @@ SCALARS = st.one_of(
         "intel_iommu=on", "a b", "pcie_acs_override=downstream", "", "\0", "é",
     ]),
     st.text(max_size=12),
+    kernel_args(),
 )
 VALUES = st.recursive(
     SCALARS,
@@ -62,6 +64,15 @@ def outcome(doc, facts) -> str:
 @given(section=VALUES)
 def test_generated_sections(ws_facts, section):
     assert outcome({"install": WORKSTATION_INSTALL, "pciPassthrough": section}, ws_facts) in "023"
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tokens=st.lists(kernel_args(), max_size=5), enabled=st.booleans())
+def test_generated_kernel_arguments(ws_facts, tokens, enabled):
+    """Any spelling of an argument that defeats the plan is refused by the planner
+    (exit 3), never by the config's shape check (exit 2), never let through (exit 0)."""
+    doc = {"install": WORKSTATION_INSTALL, "pciPassthrough": {"enabled": enabled, "extraKernelArgs": tokens}}
+    assert outcome(doc, ws_facts) == ("3" if any(defeats(t) for t in tokens) else "0")
 
 
 VALID = """\

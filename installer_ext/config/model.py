@@ -1,4 +1,6 @@
-"""Choices: what the user asked for, from the screen or the unattended YAML.
+"""What an install config says, as typed values: `Choices` (the `pciPassthrough`
+section), `InstallInfo` (the installer's `install` keys the planner needs) and `Config`
+(both, with the document they came from).
 
 Both faces produce the same `Choices`; `to_section()` gives the YAML mapping back
 (the schema's camelCase keys), so the screen's output is an unattended config.
@@ -94,12 +96,19 @@ class ManagementInterface:
 
 @dataclass(frozen=True)
 class InstallInfo:
-    """The parts of the Harvester config's `install` section the planner needs.
+    """The parts of the Harvester config's `install` section the planner needs: the
+    install disk (`device`), the data disk and the management interfaces (by name or
+    `hwAddr`, lowercased), read by config/install.py from the user's config or, in the
+    install hook, from `$HARVESTER_CONFIG` (what the installer really installed). `mode`
+    is read and kept; no decision uses it.
 
-    `known` is False when the file has no `install` section at all (the screen runs
-    before the installer has asked for disk and network): the planner then cannot
-    protect the management NIC or the install disk yet, says so, and the install hook
-    plans again with the complete config.
+    `known` is False when the document has no `install` section (the screen runs before
+    the installer has asked for disk and network; `detect` plans with none). The
+    planner then blocks, as *tentative*, every NIC with a link (it may become the
+    management network) and every controller holding a disk (it may hold the install
+    disk); so it does for a known section without `managementInterface` or without
+    `device` (plan/install_blockers.py `unknown_install`). The install hook plans again
+    with the keys the installer used.
     """
 
     known: bool = False
@@ -115,3 +124,9 @@ class Config:
     install: InstallInfo
     source: str = "<config>"
     has_section: bool = False
+    # Lines for stderr that do not stop anything (a misspelled section, ...).
+    warnings: tuple[str, ...] = ()
+    # The whole document as read, and its text: the screen writes it back with only
+    # its section replaced.
+    document: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
+    text: str | None = field(default=None, compare=False, repr=False)
