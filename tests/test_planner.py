@@ -364,3 +364,100 @@ def test_a_plan_file_is_checked_before_anything_uses_it(ws, tmp_path):
         with pytest.raises(BadInput) as exc:
             load_plan(str(path))
         assert exc.value.lines == [f"{path}: {words}"]
+
+
+def test_blockers_and_refusals_carry_their_fields(ws):
+    """Each blocker says what it is about as data (code, subject, tentative, by), so a
+    screen words it without reading the sentence back."""
+    from installer_ext.config.model import Choices, InstallInfo
+    from installer_ext.config.load import parse_config
+    from installer_ext.plan.planner import blockers
+
+    facts = gather(ws)
+    config = parse_config({"install": WORKSTATION_INSTALL, "pciPassthrough": {"enabled": True}})
+    known = blockers(facts, config.choices, config.install)
+    fields = lambda bs: [(b.code, b.subject, b.tentative, b.by) for b in bs]  # noqa: E731
+    assert fields(known["0000:00:1f.6"]) == [("management-nic", "eno1", False, None)]
+    assert fields(known["0000:00:1f.3"]) == [("same-group", "management-nic", False, "0000:00:1f.6")]
+    assert fields(known["0000:00:17.0"]) == [("install-disk", "sda", False, None)]
+    assert fields(known["0000:02:00.0"]) == [("data-disk", "nvme0n1", False, None)]
+    assert fields(known["0000:00:02.0"]) == [("boot-vga", None, False, None)]
+    # Before the install section exists, the candidates are blocked tentatively, and
+    # so are their group-mates.
+    unknown = blockers(facts, Choices(enabled=True), InstallInfo())
+    assert fields(unknown["0000:00:1f.6"]) == [("management-nic", "eno1", True, None)]
+    assert fields(unknown["0000:00:1f.3"]) == [("same-group", "management-nic", True, "0000:00:1f.6")]
+    assert fields(unknown["0000:00:17.0"]) == [("install-disk", "sda", True, None)]
+    # A refusal keeps them, in the plan file too.
+    plan = plan_for(ws, {"enabled": True, "devices": [{"address": "0000:00:1f.3"}]}, WORKSTATION_INSTALL, facts)
+    [r] = plan.to_json()["refused"]
+    assert {k: r[k] for k in ("address", "code", "subject", "tentative", "by", "fatal")} == {
+        "address": "0000:00:1f.3", "code": "same-group", "subject": "management-nic", "tentative": False,
+        "by": "0000:00:1f.6", "fatal": True,
+    }
+    assert Plan.from_json(plan.to_json()).refused == plan.refused
+
+
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ({"hostGpus": [{"address": "0000:01:00.1"}]}, r"hostGpus\[0\]\.address: 0000:01:00.1 is .*, not a GPU"),
+        ({"sriov": [{"address": "0000:03:00.0", "numVfs": 1}]}, "not an SR-IOV physical function"),
+    ],
+)
+def test_blockers_refuse_what_make_plan_refuses(ws, section, words):
+    """`blockers()` (the screen's and detect's question) reads the choices the way
+    make_plan does, errors included: one resolution of hostGpus and sriov."""
+    from installer_ext.config.load import parse_config
+    from installer_ext.plan.planner import blockers
+
+    facts = gather(ws)
+    config = parse_config({"install": WORKSTATION_INSTALL, "pciPassthrough": {"enabled": True, **section}})
+    with pytest.raises(BadInput, match=words):
+        plan_for(ws, {"enabled": True, **section}, WORKSTATION_INSTALL, facts)
+    with pytest.raises(BadInput, match=words):
+        blockers(facts, config.choices, config.install)
+
+
+@pytest.mark.parametrize(
+    "address, words",
+    [
+        ("0000:01:00.1", "0000:01:00.1 is an audio device, not a GPU"),
+        ("0000:03:00.0", "0000:03:00.0 is a network controller, not a GPU"),
+        ("0000:00:12.0", "0000:00:12.0 is a device of another class, not a GPU"),
+    ],
+)
+def test_a_host_gpu_that_is_not_a_gpu_is_named_with_the_right_article(ws, address, words):
+    with pytest.raises(BadInput) as exc:
+        plan_for(ws, {"gpuDrivers": True, "hostGpus": [{"address": address}]}, WORKSTATION_INSTALL)
+    assert exc.value.lines == [f"pciPassthrough.hostGpus[0].address: {words}"]
+
+
+def test_host_gpus_without_gpu_drivers_get_one_warning(ws):
+    plan = plan_for(ws, {"enabled": True, "hostGpus": [{"address": "0000:01:00.0"}]}, WORKSTATION_INSTALL)
+    about = [w for w in plan.warnings if "hostGpus" in w]
+    assert about == [
+        "pciPassthrough.hostGpus: gpuDrivers is false, so no device plugin is set up for them "
+        "(they are only kept out of VMs)"
+    ]
+    assert plan.host_gpus == [] and plan.device_plugins == []
+    # Still kept out of VMs, as the warning says.
+    kept = plan_for(
+        ws, {"enabled": True, "devices": [{"kind": "gpu"}], "hostGpus": [{"address": "0000:01:00.0"}]}, WORKSTATION_INSTALL
+    )
+    assert "0000:01:00.0" not in addresses(kept)
+    quiet = plan_for(ws, {"enabled": True, "gpuDrivers": True, "hostGpus": [{"address": "0000:01:00.0"}]}, WORKSTATION_INSTALL)
+    assert not [w for w in quiet.warnings if "hostGpus" in w]
+
+
+def test_allow_unsafe_interrupts_where_it_is_not_needed_is_warned(ws, tmp_path):
+    plan = plan_for(ws, {"enabled": True, "allowUnsafeInterrupts": True}, WORKSTATION_INSTALL)
+    assert [w for w in plan.warnings if "allowUnsafeInterrupts" in w] == [
+        "allowUnsafeInterrupts is set, but this host has interrupt remapping: it is not needed here, "
+        "and its kernel argument is left out"
+    ]
+    assert "vfio_iommu_type1.allow_unsafe_interrupts=1" not in plan.kernel_args
+    no_ir = build(fm.with_changes(fm.intel_workstation(), "no-ir", interrupt_remapping=False), str(tmp_path / "m"))
+    needed = plan_for(no_ir, {"enabled": True, "allowUnsafeInterrupts": True}, WORKSTATION_INSTALL)
+    assert not [w for w in needed.warnings if "not needed" in w]
+    assert "vfio_iommu_type1.allow_unsafe_interrupts=1" in needed.kernel_args

@@ -4,6 +4,7 @@ written from the policy text, not from the planner's code."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,6 @@ from hypothesis import strategies as st
 
 from installer_ext.config.model import Choices, InstallInfo, ManagementInterface, Selector, SriovChoice
 from installer_ext.errors import BadInput
-from installer_ext.host.blockers import intrinsic, spread
 from installer_ext.host.model import BlockDevice, CpuFacts, HostFacts, IommuFacts, NetInterface, PciFunction, Sriov
 from installer_ext.plan.model import Plan
 from installer_ext.plan.planner import make_plan
@@ -23,69 +23,61 @@ IDS = ["10de:2206", "10de:1aef", "8086:1533", "1002:7310", "144d:a808", "15b3:10
 @st.composite
 def machines(draw):
     """A HostFacts with random groups of endpoints, bridges in some groups, a boot
-    display, a management NIC, an install disk, SR-IOV PFs with and without VFs."""
-    devices: list[PciFunction] = []
+    display, a management NIC, an install disk, SR-IOV PFs with and without VFs.
+    Facts are frozen: each function is drawn whole, then built once by keyword."""
+    specs: list[dict] = []
     n_groups = draw(st.integers(1, 10))
     bus = 1
     for gid in range(n_groups):
         members = draw(st.integers(1, 4))
         if draw(st.booleans()):
-            devices.append(
-                PciFunction(f"0000:00:{gid + 1:02x}.0", "8086", "1901", "060400", "bridge",
-                            driver="pcieport", iommu_group=gid, is_bridge=True, pci_bridge=True, header_type=1)
-            )
+            specs.append(dict(address=f"0000:00:{gid + 1:02x}.0", vendor_id="8086", device_id="1901",
+                              class_id="060400", kind="bridge", driver="pcieport", iommu_group=gid,
+                              is_bridge=True, pci_bridge=True, header_type=1))
         if draw(st.integers(0, 9)) == 0:
-            devices.append(
-                PciFunction(f"0000:00:{gid + 1:02x}.7", "8086", "a305", "060100", "bridge",
-                            driver=draw(st.sampled_from([None, "lpc_ich"])), iommu_group=gid, is_bridge=True)
-            )
+            specs.append(dict(address=f"0000:00:{gid + 1:02x}.7", vendor_id="8086", device_id="a305",
+                              class_id="060100", kind="bridge", driver=draw(st.sampled_from([None, "lpc_ich"])),
+                              iommu_group=gid, is_bridge=True))
         for fn in range(members):
             kind = draw(st.sampled_from(sorted(KINDS)))
             vid, did = draw(st.sampled_from(IDS)).split(":")
-            sriov = None
+            spec = dict(address=f"0000:{bus:02x}:00.{fn}", vendor_id=vid, device_id=did, class_id=KINDS[kind],
+                        kind=kind, driver="native", iommu_group=gid, resettable=True)
             if kind == "nic" and draw(st.booleans()):
-                sriov = Sriov(total_vfs=draw(st.integers(1, 8)), num_vfs=0, offset=128, stride=1, vf_device_id="1889")
-            devices.append(
-                PciFunction(f"0000:{bus:02x}:00.{fn}", vid, did, KINDS[kind], kind, driver="native",
-                            iommu_group=gid, sriov=sriov, resettable=True)
-            )
+                spec["sriov"] = Sriov(total_vfs=draw(st.integers(1, 8)), num_vfs=0, offset=128, stride=1, vf_device_id="1889")
+            specs.append(spec)
         bus += 1
-    endpoints = [d for d in devices if not d.is_bridge]
-    gpus = [d for d in endpoints if d.kind == "gpu"]
+    endpoints = [sp for sp in specs if not sp.get("is_bridge")]
+    gpus = [sp for sp in endpoints if sp["kind"] == "gpu"]
     if gpus and draw(st.booleans()):
-        draw(st.sampled_from(gpus)).boot_vga = True
+        draw(st.sampled_from(gpus))["boot_vga"] = True
     net, block = [], []
-    nics = [d for d in endpoints if d.kind == "nic"]
+    nics = [sp for sp in endpoints if sp["kind"] == "nic"]
     if nics:
         mgmt = draw(st.sampled_from(nics))
-        net.append(NetInterface("mgmt0", mgmt.address, None, "up"))
-        mgmt.net_interfaces = ("mgmt0",)
-    disks = [d for d in endpoints if d.kind == "storage"]
+        net.append(NetInterface("mgmt0", mgmt["address"], None, "up"))
+        mgmt["net_interfaces"] = ("mgmt0",)
+    disks = [sp for sp in endpoints if sp["kind"] == "storage"]
     if disks:
         ctrl = draw(st.sampled_from(disks))
-        block.append(BlockDevice("sda", (ctrl.address,), None))
-        ctrl.block_devices = ("sda",)
+        block.append(BlockDevice("sda", (ctrl["address"],), None))
+        ctrl["block_devices"] = ("sda",)
     # PFs with VFs enabled now, the VFs each in their own group.
     gid = n_groups
-    for pf in [d for d in endpoints if d.sriov is not None]:
+    for pf in [sp for sp in endpoints if "sriov" in sp]:
         if draw(st.booleans()):
-            pf.sriov = Sriov(pf.sriov.total_vfs, 2, 128, 1, "1889")
-            dom_bus = pf.address[:7]
+            pf["sriov"] = Sriov(pf["sriov"].total_vfs, 2, 128, 1, "1889")
             vfs = []
             for n in range(2):
-                vf = PciFunction(f"{dom_bus}:10.{n}", pf.vendor_id, "1889", "020000", "nic",
-                                 iommu_group=gid, physfn=pf.address, resettable=True)
+                vfs.append(dict(address=f"{pf['address'][:7]}:10.{n}", vendor_id=pf["vendor_id"], device_id="1889",
+                                class_id="020000", kind="nic", iommu_group=gid, physfn=pf["address"], resettable=True))
                 gid += 1
-                vfs.append(vf)
-            pf.virtfns = tuple(v.address for v in vfs)
-            devices += vfs
-    devices.sort(key=lambda d: d.address)
+            pf["virtfns"] = tuple(v["address"] for v in vfs)
+            specs += vfs
+    devices = sorted((PciFunction(**sp) for sp in specs), key=lambda d: d.address)
     iommu = IommuFacts("enabled", True, ("DMAR",), ("dmar0",))
-    facts = HostFacts("/fake", CpuFacts("intel", "GenuineIntel", "x", True, ("vmx",)), iommu, devices, [], False, net, block)
-    seeds = {d.address: intrinsic(d, iommu) for d in devices}
-    for addr, bs in spread(devices, seeds, facts.group_members).items():
-        facts.device(addr).blockers = bs
-    return facts
+    cpu = CpuFacts("intel", "GenuineIntel", "x", True, ("vmx",))
+    return HostFacts("/fake", cpu, iommu, devices, [], False, net, block)
 
 
 @st.composite
@@ -168,3 +160,30 @@ def test_plan_never_holds_what_the_policy_forbids(data):
     again = make_plan(facts, choices, install_of(facts))
     assert json.dumps(again.to_json(), sort_keys=True) == json.dumps(plan.to_json(), sort_keys=True)
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))).to_json() == plan.to_json()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_blockers_are_what_an_explicit_address_is_refused_for(data):
+    """One home for blocking: whatever blockers() (the screen's and detect's question)
+    says of a function is exactly what make_plan refuses it for when it is named."""
+    from installer_ext.plan.planner import blockers
+
+    facts = data.draw(machines())
+    choices = data.draw(requests(facts))
+    install = install_of(facts)
+    try:
+        found = blockers(facts, choices, install)
+    except BadInput:
+        return
+    dev = data.draw(st.sampled_from([d for d in facts.devices if d.physfn is None]))
+    named = dataclasses.replace(choices, devices=(Selector(address=dev.address, path="devices[0].address"),))
+    plan = make_plan(facts, named, install)
+    refused = {r.address: r for r in plan.fatal_refusals}
+    if dev.address in found:
+        bs = found[dev.address]
+        assert refused[dev.address].reason == "; ".join(b.reason for b in bs)
+        assert refused[dev.address].code == bs[0].code
+    else:
+        assert dev.address not in refused
+        assert dev.address in {p.address for p in plan.passthrough}

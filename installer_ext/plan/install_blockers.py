@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from installer_ext.config.model import InstallInfo
 from installer_ext.errors import BadInput
-from installer_ext.host import model as m
-from installer_ext.host.model import Blocker, HostFacts
+from installer_ext.host.model import HostFacts
+from installer_ext.plan import reasons as rs
+from installer_ext.plan.reasons import Blocker
 
 
 def _disk_name(facts: HostFacts, device: str, path: str) -> str:
@@ -52,11 +53,11 @@ def install_blockers(facts: HostFacts, install: InstallInfo) -> dict[str, list[B
         if match.address is None:
             # A virtual interface (bond, bridge): its ports are listed separately.
             continue
-        add(match.address, Blocker(m.BLOCK_MGMT_NIC, f"management network {match.name}"))
+        add(match.address, Blocker(rs.BLOCK_MGMT_NIC, f"management network {match.name}", subject=match.name))
 
-    disks = [(install.device, "install.device", m.BLOCK_INSTALL_DISK, "install disk")]
+    disks = [(install.device, "install.device", rs.BLOCK_INSTALL_DISK, "install disk")]
     if install.data_disk and install.data_disk != install.device:
-        disks.append((install.data_disk, "install.dataDisk", m.BLOCK_DATA_DISK, "data disk"))
+        disks.append((install.data_disk, "install.dataDisk", rs.BLOCK_DATA_DISK, "data disk"))
     by_name = {b.name: b for b in facts.block}
     for device, path, code, words in disks:
         if not device:
@@ -64,7 +65,7 @@ def install_blockers(facts: HostFacts, install: InstallInfo) -> dict[str, list[B
         name = _disk_name(facts, device, path)
         ctrls = by_name[name].controllers
         for c in ctrls:
-            add(c, Blocker(code, f"controller of {words} /dev/{name}"))
+            add(c, Blocker(code, f"controller of {words} /dev/{name}", subject=name))
     return out
 
 
@@ -78,8 +79,10 @@ def unknown_install(facts: HostFacts, install: InstallInfo) -> dict[str, list[Bl
             if n.address and n.operstate not in ("down", "lowerlayerdown", "notpresent"):
                 out.setdefault(n.address, []).append(
                     Blocker(
-                        m.BLOCK_MGMT_NIC,
+                        rs.BLOCK_MGMT_NIC,
                         f"{n.name} has a link and may become the management network (not chosen yet)",
+                        subject=n.name,
+                        tentative=True,
                     )
                 )
     if install.known and install.device:
@@ -88,6 +91,11 @@ def unknown_install(facts: HostFacts, install: InstallInfo) -> dict[str, list[Bl
         if b.disk is None:
             for c in b.controllers:
                 out.setdefault(c, []).append(
-                    Blocker(m.BLOCK_INSTALL_DISK, f"holds /dev/{b.name}, which may be the install disk (install.device not known yet)")
+                    Blocker(
+                        rs.BLOCK_INSTALL_DISK,
+                        f"holds /dev/{b.name}, which may be the install disk (install.device not known yet)",
+                        subject=b.name,
+                        tentative=True,
+                    )
                 )
     return out

@@ -1,14 +1,19 @@
 """The Plan: what the planner decided, as typed values with a stable JSON form.
 
-`Plan.to_json()` is the public `plan --json` contract (DESIGN.md); render writes the
-same JSON into the target as the plan file that `bind` and `firstboot` read back with
-`Plan.from_json`. Keys may be added, never renamed.
+`Plan.to_json()` is the public `plan --json` contract (docs/design.md lists every key);
+render writes the same JSON into the target as plan.json, which bind, unbind, first boot
+and the kernel-args keeper read back through plan/planfile.py: checked against
+plan/plan.schema.json, then `Plan.from_json`. Keys may be added, never renamed; a key
+added here is added to the schema and to docs/design.md too (tests/test_planfile.py,
+tests/test_docs.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from installer_ext.plan.reasons import Blocker
 
 PLAN_VERSION = 1
 
@@ -17,7 +22,6 @@ WHY_SAME_GROUP = "same-group"
 WHY_SRIOV_VF = "sriov-vf"
 BIND_IDS = "ids"
 BIND_ADDRESS = "address"
-
 
 @dataclass(frozen=True)
 class Passthrough:
@@ -111,7 +115,8 @@ class Refusal:
 
     `fatal` refusals make the plan refused (exit 3): an explicit address on a blocked
     device, no IOMMU, no interrupt remapping. Devices skipped by an id or kind selector
-    are listed too, not fatal, with the same words as their warning.
+    are listed too, not fatal, with the same words as their warning. `code`,
+    `subject`, `tentative` and `by` are those of its first blocker (see `Blocker`).
     """
 
     address: str | None
@@ -119,13 +124,38 @@ class Refusal:
     code: str = ""
     fatal: bool = True
     by: str | None = None  # the device that causes it, for same-group refusals
+    subject: str | None = None
+    tentative: bool = False
+
+    @classmethod
+    def of(cls, address: str, blockers: tuple[Blocker, ...] | list[Blocker], fatal: bool) -> Refusal:
+        """The refusal of a blocked function: every reason, the first one's fields."""
+        first = blockers[0]
+        reason = "; ".join(b.reason for b in blockers)
+        return cls(address, reason, first.code, fatal, first.by, first.subject, first.tentative)
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "reason": self.reason, "code": self.code, "fatal": self.fatal, "by": self.by}
+        return {
+            "address": self.address,
+            "reason": self.reason,
+            "code": self.code,
+            "fatal": self.fatal,
+            "by": self.by,
+            "subject": self.subject,
+            "tentative": self.tentative,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Refusal:
-        return cls(d.get("address"), d["reason"], d.get("code", ""), bool(d.get("fatal", True)), d.get("by"))
+        return cls(
+            d.get("address"),
+            d["reason"],
+            d.get("code", ""),
+            bool(d.get("fatal", True)),
+            d.get("by"),
+            d.get("subject"),
+            bool(d.get("tentative", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +199,9 @@ class Plan:
     host_gpus: list[str] = field(default_factory=list)
     sriov: list[SriovPlan] = field(default_factory=list)
     kernel_args: list[str] = field(default_factory=list)
+    # Of kernel_args, those Harvester's own boot line (bootargs.cfg) sets already;
+    # installer-ext adds the others (added_kernel_args).
+    harvester_kernel_args: list[str] = field(default_factory=list)
     vfio_ids: list[str] = field(default_factory=list)  # vendor:device bound by id at boot
     refused: list[Refusal] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -178,6 +211,10 @@ class Plan:
     device_plugins: list[str] = field(default_factory=list)
     groups: list[GroupPlan] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)  # kernel modules to load at boot
+
+    @property
+    def added_kernel_args(self) -> list[str]:
+        return [a for a in self.kernel_args if a not in self.harvester_kernel_args]
 
     @property
     def fatal_refusals(self) -> list[Refusal]:
@@ -197,6 +234,8 @@ class Plan:
             "host_gpus": list(self.host_gpus),
             "sriov": [s.to_json() for s in self.sriov],
             "kernel_args": list(self.kernel_args),
+            "harvester_kernel_args": list(self.harvester_kernel_args),
+            "added_kernel_args": self.added_kernel_args,
             "vfio_ids": list(self.vfio_ids),
             "refused": [r.to_json() for r in self.refused],
             "warnings": list(self.warnings),
@@ -210,8 +249,9 @@ class Plan:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Plan:
-        """Inverse of to_json. Raises KeyError/TypeError/ValueError on a malformed plan;
-        callers validate addresses with installer_ext.host.address before using them."""
+        """Inverse of to_json, for a document that passed plan.schema.json (read it with
+        plan/planfile.py: the schema's patterns are what keep an address or a driver name
+        out of a sysfs path). Raises KeyError/TypeError/ValueError on anything else."""
         host = d.get("host", {})
         return cls(
             enabled=bool(d.get("enabled", True)),
@@ -223,6 +263,7 @@ class Plan:
             host_gpus=list(d.get("host_gpus", [])),
             sriov=[SriovPlan.from_json(s) for s in d.get("sriov", [])],
             kernel_args=list(d.get("kernel_args", [])),
+            harvester_kernel_args=list(d.get("harvester_kernel_args", [])),
             vfio_ids=list(d.get("vfio_ids", [])),
             refused=[Refusal.from_json(r) for r in d.get("refused", [])],
             warnings=list(d.get("warnings", [])),

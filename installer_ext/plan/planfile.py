@@ -1,33 +1,38 @@
-"""Read a plan file and validate it strictly before anything uses it (bind, unbind,
-firstboot, the kernel-args keeper).
+"""Read a plan file and check it against the plan's JSON Schema before anything uses it
+(bind, unbind, firstboot, the kernel-args keeper).
 
-The plan comes from disk (/oem), so it is input like any other: every address that will
-be joined to a sysfs path must match `PCI_ADDRESS_RE` exactly (no `../`, no trailing
-newline, no short form), every id is four hex digits, every driver name is a plain
-name. A bad plan is `BadInput` with one line naming the file and the key path.
+The plan comes from disk (/oem), so it is input like any other, and a hand-edited one
+is met at every boot. The file is read bounded (size), parsed bounded (nesting, number
+lengths, duplicate keys), then validated against `plan.schema.json` (JSON Schema
+2020-12, the one description of the format; `installer-ext schema --plan` prints it):
+every address that may be joined to a sysfs path matches the PCI address pattern
+exactly (no `../`, no trailing newline, no short form), every id is four hex digits,
+every driver name is a plain name. What a schema cannot say (an address listed twice)
+is checked after it. A bad plan is `BadInput`: one line naming the file and the key
+path, exit 2.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
+from installer_ext import jsonschema_util
+from installer_ext.config.messages import type_name
 from installer_ext.errors import BadInput
 from installer_ext.fsutil import read_input
-from installer_ext.host.address import (
-    KERNEL_ARG_RE,
-    PCI_ADDRESS_RE,
-    PCI_ID_RE,
-    VENDOR_DEVICE_RE,
-    is_driver_name,
-)
-from installer_ext.plan.model import BIND_ADDRESS, BIND_IDS, PLAN_VERSION, Plan
+from installer_ext.plan.model import Plan
 
+SCHEMA_FILE = "plan.schema.json"
 MAX_PLAN_BYTES = 16 << 20
-MAX_VFS = 65535  # sriov_numvfs is a u16 in the kernel
-# RFC 1123 subdomain: Kubernetes object names (Settings, Addons).
-DNS_SUBDOMAIN_RE = re.compile(r"\A(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+MAX_DEPTH = 16  # a plan is 4 levels deep (groups[0].devices[0])
+MAX_VALUES = 2_000_000
+MAX_NUMBER_CHARS = 24  # the largest number in a plan is an IOMMU group (10 digits)
 
 
 class _Bad(Exception):
@@ -37,152 +42,221 @@ class _Bad(Exception):
 
 def _show(value: object) -> str:
     """A value as JSON on one line (newlines escaped), cut to a readable length."""
-    text = json.dumps(value, ensure_ascii=True)
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _obj(value: object, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Bad(key, f"must be an object, not {_show(value)}")
-    return value
+@functools.lru_cache(maxsize=1)
+def _schema_text() -> bytes:
+    # The module's own loader reads a file next to it from a source tree, a wheel or the
+    # .pyz (zipimport) alike, without importlib.resources (18 ms at every boot).
+    return __spec__.loader.get_data(os.path.join(os.path.dirname(__file__), SCHEMA_FILE))  # type: ignore[union-attr]
 
 
-def _list(d: dict[str, Any], name: str, key: str) -> list[Any]:
-    value = d.get(name, [])
-    if not isinstance(value, list):
-        raise _Bad(f"{key}{name}", f"must be a list, not {_show(value)}")
-    return value
+def load_schema() -> dict[str, Any]:
+    """The plan's JSON Schema (a fresh copy: callers may change it)."""
+    return json.loads(_schema_text())
 
 
-def _address(value: object, key: str) -> str:
-    if not isinstance(value, str) or not PCI_ADDRESS_RE.match(value):
-        raise _Bad(key, f"{_show(value)} is not a PCI address (like 0000:65:00.0)")
-    return value
+# --- bounded parsing ---------------------------------------------------------------------
+
+class _Number(ValueError):
+    pass
 
 
-def _opt_address(d: dict[str, Any], name: str, key: str) -> None:
-    if d.get(name) is not None:
-        _address(d[name], f"{key}.{name}")
+class _Twice(ValueError):
+    pass
 
 
-def _pci_id(d: dict[str, Any], name: str, key: str, required: bool) -> None:
-    value = d.get(name)
-    if value is None and not required:
-        return
-    if value == "" and not required:
-        return
-    if not isinstance(value, str) or not PCI_ID_RE.match(value):
-        raise _Bad(f"{key}.{name}", f"{_show(value)} is not 4 lowercase hex digits")
+def _int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _Number(f"a number of {len(text)} digits, longer than any plan value ({MAX_NUMBER_CHARS})")
+    return int(text)
 
 
-def _int(d: dict[str, Any], name: str, key: str, required: bool, lo: int = 0, hi: int = 1 << 31) -> None:
-    if name not in d and not required:
-        return
-    value = d.get(name)
-    if value is None and not required:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _Bad(f"{key}.{name}", f"{_show(value)} is not an integer from {lo} to {hi}")
+def _float(text: str) -> float:
+    shown = text if len(text) <= MAX_NUMBER_CHARS else text[:MAX_NUMBER_CHARS] + "..."
+    raise _Number(f"{shown} is not a whole number (every number of a plan is)")
 
 
-def _bool(d: dict[str, Any], name: str, key: str, required: bool) -> None:
-    if name not in d and not required:
-        return
-    if not isinstance(d.get(name), bool):
-        raise _Bad(f"{key}.{name}", f"{_show(d.get(name))} is not true or false")
+def _constant(name: str) -> float:
+    raise _Number(f"{name} is not a JSON value")
 
 
-def _addresses(d: dict[str, Any], name: str, key: str) -> None:
-    prefix = f"{key}." if key else ""
-    for i, a in enumerate(_list(d, name, prefix)):
-        _address(a, f"{prefix}{name}[{i}]")
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Twice(f"key {_show(key)} given twice in one object")
+        out[key] = value
+    return out
+
+
+def _check_shape(data: Any) -> None:
+    """Depth and size, walked level by level (no recursion)."""
+    count, depth, level = 0, 0, [data]
+    while level:
+        if depth > MAX_DEPTH:
+            raise _Bad("(top level)", f"nested more than {MAX_DEPTH} levels deep, not a plan")
+        count += len(level)
+        if count > MAX_VALUES:
+            raise _Bad("(top level)", f"more than {MAX_VALUES} values, not a plan")
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, list):
+                below.extend(node)
+        level, depth = below, depth + 1
+
+
+def parse(raw: bytes, path: str) -> Any:
+    """The JSON value of a plan file's bytes; BadInput (one line) for anything that is
+    not plain, bounded JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_pairs)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except (_Number, _Twice) as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: nested more than {MAX_DEPTH} levels deep, not a plan") from None
+    try:
+        _check_shape(data)
+    except _Bad as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return data
+
+
+# --- the schema --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _fast_check():
+    from installer_ext.plan.schemacheck import compile_schema
+
+    return compile_schema(load_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    # jsonschema is imported by the first call: only a plan that fails the fast check pays
+    # for it. `pattern` is a whole-string match: `0000:01:00.0\n` never passes.
+    return jsonschema_util.validator(load_schema())
+
+
+_PLAIN_KEY = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+
+
+def _key(name: object) -> str:
+    """A key as it may appear in a key path: plain names as they are, anything else
+    (a newline, a dot, a very long name) quoted and escaped, so the line stays one line."""
+    return str(name) if isinstance(name, str) and _PLAIN_KEY.match(name) else _show(name)
+
+
+def _key_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{_key(p)}" if out else _key(p))
+    return out or "(top level)"
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    desc = schema.get("description")
+    ref = schema.get("$ref", "")
+    if desc is None and ref.startswith("#/$defs/"):
+        desc = json.loads(_schema_text())["$defs"][ref.rsplit("/", 1)[-1]].get("description")
+    return desc or "valid here"
+
+
+def _message(err) -> tuple[str, str]:
+    """(key path, what is wrong) for one schema error: the value and what was expected."""
+    path = _key_path(err.absolute_path)
+    v, inst, schema = err.validator, err.instance, err.schema
+    if v == "additionalProperties":
+        import difflib  # only a plan that fails pays for it
+
+        allowed = list(schema.get("properties", {}))
+        key = next(k for k in inst if k not in allowed)
+        hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        more = f' (did you mean "{hint[0]}"?)' if hint else ""
+        return _key_path([*err.absolute_path, key]), f"unknown key{more}"
+    if v == "required":
+        missing = next(k for k in err.validator_value if k not in inst)
+        return path, f"missing key {_show(missing)}"
+    if v == "type":
+        return path, f"{_show(inst)} is {type_name(inst, null='null')}, expected {_expected(schema)}"
+    if v in ("maxItems", "maxProperties"):
+        return path, f"more than {err.validator_value} entries"
+    return path, f"{_show(inst)} is not {_expected(schema)}"
+
+
+def _sort_key(err) -> tuple:
+    return ([str(p) for p in err.absolute_path], str(err.validator))
+
+
+def _semantic(data: dict[str, Any]) -> None:
+    """What the schema cannot say: an address may be listed once per list."""
+    for name in ("passthrough", "sriov"):
+        seen: dict[str, str] = {}
+        for i, item in enumerate(data[name]):
+            key = f"{name}[{i}]"
+            address = item["address"]
+            if address in seen:
+                raise _Bad(f"{key}.address", f"{_show(address)} is listed twice (also {seen[address]})")
+            seen[address] = key
 
 
 def validate(data: object) -> None:
-    """Raise _Bad for the first problem, naming its key path."""
-    top = _obj(data, "(top level)")
-    if "version" in top and top["version"] != PLAN_VERSION:
-        raise _Bad("version", f"{_show(top['version'])} is not a plan version this program reads ({PLAN_VERSION})")
-    _bool(top, "enabled", "", False)
-    seen: dict[str, str] = {}
-    for i, p in enumerate(_list(top, "passthrough", "")):
-        key = f"passthrough[{i}]"
-        p = _obj(p, key)
-        address = _address(p.get("address"), f"{key}.address")
-        if address in seen:
-            raise _Bad(f"{key}.address", f"{_show(address)} is listed twice (also {seen[address]})")
-        seen[address] = key
-        _pci_id(p, "vendor_id", key, True)
-        _pci_id(p, "device_id", key, True)
-        if p.get("bind_at_boot") not in (BIND_IDS, BIND_ADDRESS):
-            raise _Bad(f"{key}.bind_at_boot", f"{_show(p.get('bind_at_boot'))} is not \"ids\" or \"address\"")
-        if not isinstance(p.get("why"), str):
-            raise _Bad(f"{key}.why", f"{_show(p.get('why'))} is not a string")
-        _int(p, "iommu_group", key, False)
-        _bool(p, "group_predicted", key, False)
-        _opt_address(p, "vf_of", key)
-        if p.get("driver") is not None and not is_driver_name(p["driver"]):
-            raise _Bad(f"{key}.driver", f"{_show(p['driver'])} is not a driver name")
-    pfs: set[str] = set()
-    for i, s in enumerate(_list(top, "sriov", "")):
-        key = f"sriov[{i}]"
-        s = _obj(s, key)
-        address = _address(s.get("address"), f"{key}.address")
-        if address in pfs:
-            raise _Bad(f"{key}.address", f"{_show(address)} is listed twice")
-        pfs.add(address)
-        _int(s, "num_vfs", key, True, 0, MAX_VFS)
-        _bool(s, "vfs_to_vfio", key, True)
-        _pci_id(s, "vendor_id", key, False)
-        _pci_id(s, "device_id", key, False)
-        _pci_id(s, "vf_device_id", key, False)
-        _int(s, "total_vfs", key, False, 0, MAX_VFS)
-        _addresses(s, "vfs", key)
-    for i, g in enumerate(_list(top, "groups", "")):
-        key = f"groups[{i}]"
-        g = _obj(g, key)
-        _int(g, "id", key, False)
-        _bool(g, "predicted", key, False)
-        for name in ("devices", "passthrough", "left"):
-            _addresses(g, name, key)
-    _addresses(top, "host_gpus", "")
-    for i, token in enumerate(_list(top, "kernel_args", "")):
-        if not isinstance(token, str) or not KERNEL_ARG_RE.match(token):
-            raise _Bad(f"kernel_args[{i}]", f"{_show(token)} is not a kernel argument token")
-    for i, ids in enumerate(_list(top, "vfio_ids", "")):
-        if not isinstance(ids, str) or not VENDOR_DEVICE_RE.match(ids):
-            raise _Bad(f"vfio_ids[{i}]", f"{_show(ids)} is not a vendor:device id")
-    for i, module in enumerate(_list(top, "modules", "")):
-        if not is_driver_name(module):
-            raise _Bad(f"modules[{i}]", f"{_show(module)} is not a module name")
-    for i, plugin in enumerate(_list(top, "device_plugins", "")):
-        if plugin not in ("nvidia", "amd"):
-            raise _Bad(f"device_plugins[{i}]", f"{_show(plugin)} is not \"nvidia\" or \"amd\"")
-    for name, value in _obj(top.get("settings", {}), "settings").items():
-        if not DNS_SUBDOMAIN_RE.match(name):
-            raise _Bad("settings", f"{_show(name)} is not a Setting name")
-        if not isinstance(value, str):
-            raise _Bad(f"settings.{name}", f"{_show(value)} is not a string")
-    for name, value in _obj(top.get("addons", {}), "addons").items():
-        if not DNS_SUBDOMAIN_RE.match(name):
-            raise _Bad("addons", f"{_show(name)} is not an Addon name")
-        if not isinstance(value, bool):
-            raise _Bad(f"addons.{name}", f"{_show(value)} is not true or false")
+    """Raise _Bad for the first problem in key order, naming its key path (and how
+    many more there are). A valid plan is recognised without jsonschema (schemacheck);
+    jsonschema words what is wrong with one that is not."""
+    if _fast_check()(data):
+        _semantic(data)  # type: ignore[arg-type]
+        return
+    errors = sorted(_validator().iter_errors(data), key=_sort_key)
+    if not errors:  # the two checks of one schema disagree: refuse, never guess
+        raise _Bad("(top level)", "does not pass the plan schema's check")
+    if errors:
+        n = len(errors) - 1
+        more = f" (and {n} more problem{'s' if n > 1 else ''})" if n else ""
+        key, what = _message(errors[0])
+        raise _Bad(key, what + more)
+    _semantic(data)  # type: ignore[arg-type]
+
+
+# --- loading -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A validated plan and the file it came from: `digest` is the SHA-256 of the file's
+    bytes, what a mark made for this plan (given back) refers to."""
+
+    path: str
+    plan: Plan
+    digest: str
+
+
+def read_plan_file(path: str) -> PlanFile:
+    """The validated plan at `path`; BadInput (exit 2) naming the file and the key."""
+    raw = read_input(path, MAX_PLAN_BYTES, "a plan file")
+    data = parse(raw, path)
+    try:
+        validate(data)
+        plan = Plan.from_json(data)  # type: ignore[arg-type]
+    except _Bad as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # a schema that lets through what from_json cannot take
+        raise BadInput(f"{path}: invalid plan: {type(exc).__name__}: {exc}") from None
+    return PlanFile(path, plan, hashlib.sha256(raw).hexdigest())
 
 
 def load_plan(path: str) -> Plan:
-    """The validated plan at `path`; BadInput (exit 2) naming the file and key."""
-    raw = read_input(path, MAX_PLAN_BYTES, "a plan file")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadInput(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    try:
-        validate(data)
-        return Plan.from_json(data)
-    except _Bad as exc:
-        raise BadInput(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:  # what validate() does not model
-        raise BadInput(f"{path}: invalid plan: {type(exc).__name__}: {exc}") from None
+    """The validated plan at `path`; BadInput (exit 2) naming the file and the key."""
+    return read_plan_file(path).plan

@@ -23,3 +23,17 @@ def amd_reset_family(vendor_id: str | None, device_id: str | None) -> str | None
     if vendor_id != "1002" or device_id is None:
         return None
     return _BY_ID.get(device_id)
+
+
+def reset_warnings(address: str, vendor_id: str | None, device_id: str | None, resettable: bool | None) -> list[str]:
+    """Warnings for a function that will not come back cleanly from a VM."""
+    out = []
+    family = amd_reset_family(vendor_id, device_id)
+    if family:
+        out.append(
+            f"{address}: AMD {family} GPUs do not reset cleanly; a VM may hang on its second start "
+            "until the host reboots (the vendor-reset module helps)"
+        )
+    if resettable is False:
+        out.append(f"{address}: the kernel knows no reset method for it; VM restarts may fail")
+    return out
