@@ -14,7 +14,7 @@ from installer_ext.boot.binder import bind
 from installer_ext.boot.options import Options
 from tests.fakekernel import FakeKernel, grp, plan_json, pt, write_plan
 from tests.fakesys.builder import Dev, build, with_changes
-from tests.fakesys.machines import intel_workstation, intel_workstation_iommu_off
+from tests.fakesys.machines import intel_workstation, intel_workstation_iommu_off, node_of
 
 GPU = "0000:01:00.0"
 AUDIO = "0000:01:00.1"
@@ -35,7 +35,7 @@ def gpu_plan(**kw) -> dict:
 
 def machine(tmp_path, m=None, **kernel_kw) -> FakeKernel:
     root = str(tmp_path / "root")
-    build(m or intel_workstation(), root)
+    build(node_of(m or intel_workstation()), root)
     return FakeKernel(root, **kernel_kw)
 
 
@@ -101,8 +101,8 @@ def test_status_file_has_the_contract_format(tmp_path):
     write_plan(k.root, gpu_plan())
     run(k)
     st = status_file(k)
-    assert set(st) == {"version", "skipped", "skip_reason", "devices", "sriov"}
-    assert (st["version"], st["skipped"], st["skip_reason"], st["sriov"]) == (1, False, None, [])
+    assert set(st) == {"version", "skipped", "skip_reason", "given_back", "devices", "sriov"}
+    assert (st["version"], st["skipped"], st["skip_reason"], st["given_back"], st["sriov"]) == (1, False, None, None, [])
     assert st["devices"][0] == {
         "address": GPU, "vendor_id": "10de", "device_id": "2206", "status": "bound", "reason": None,
         "driver": "vfio-pci", "previous_driver": "nvidia",
@@ -151,7 +151,7 @@ def test_changed_device_is_skipped_with_its_group_and_others_go_on(tmp_path):
     assert not result.ok
     by = {d.address: d for d in result.status.devices}
     assert by[GPU].status == "skipped" and "holds 10de:2204, the plan expects 10de:2206" in by[GPU].reason
-    assert by[AUDIO].status == "skipped" and by[AUDIO].reason.startswith(f"skipped with its IOMMU group: {GPU}")
+    assert by[AUDIO].status == "skipped" and by[AUDIO].reason.startswith(f"with its IOMMU group: {GPU}")
     assert by[IGB].status == "bound"
     assert k.driver_of(GPU) == "nvidia" and k.driver_of(AUDIO) == "snd_hda_intel"
     assert not any(GPU in p or AUDIO in p or v in (GPU, AUDIO) for p, v in k.io.writes)

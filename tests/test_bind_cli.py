@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from installer_ext.boot.command import add_bind_arguments, add_unbind_arguments, run_bind, run_unbind
+from installer_ext.commands.bind import add_bind_arguments, add_unbind_arguments, run_bind, run_unbind
 from installer_ext.boot.options import Options
 from installer_ext.errors import EXIT_BAD_INPUT, BadInput
 from tests.fakekernel import FakeKernel, grp, plan_json, pt, sriov_entry, write_plan
 from tests.fakesys.builder import build
-from tests.fakesys.machines import intel_workstation
+from tests.fakesys.machines import intel_workstation, node_of
 
 GPU = "0000:01:00.0"
 
@@ -29,7 +29,7 @@ def parser(unbind: bool = False) -> argparse.ArgumentParser:
 @pytest.fixture
 def k(tmp_path) -> FakeKernel:
     root = str(tmp_path / "root")
-    build(intel_workstation(), root)
+    build(node_of(intel_workstation()), root)
     return FakeKernel(root)
 
 
@@ -104,7 +104,7 @@ def test_unreadable_and_invalid_plans(k):
     path = write_plan(k.root, "{not json")
     assert bad(k).startswith(f"{path}: not valid JSON: ")
     write_plan(k.root, "[]")
-    assert bad(k) == f"{path}: (top level): must be an object, not []"
+    assert bad(k) == f"{path}: (top level): [] is a list, expected a mapping (a plan as `installer-ext plan --json` prints it)"
     os.chmod(path, 0)
     if os.geteuid() != 0:
         assert "cannot read" in bad(k)
@@ -114,15 +114,16 @@ def test_unreadable_and_invalid_plans(k):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["passthrough"][0].pop("vendor_id"), 'passthrough[0].vendor_id: null is not 4 lowercase hex digits'),
+        (lambda d: d["passthrough"][0].pop("vendor_id"), 'passthrough[0]: missing key "vendor_id"'),
+        (lambda d: d["passthrough"][0].update(vendor_id="10DE"), 'passthrough[0].vendor_id: "10DE" is not 4 lowercase hex digits'),
         (lambda d: d["passthrough"][1].update(bind_at_boot="udev"),
          'passthrough[1].bind_at_boot: "udev" is not "ids" or "address"'),
         (lambda d: d["passthrough"][0].update(driver="../../x"), 'passthrough[0].driver: "../../x" is not a driver name'),
         (lambda d: d["passthrough"][1].update(address=GPU), f'passthrough[1].address: "{GPU}" is listed twice (also passthrough[0])'),
-        (lambda d: d.update(sriov=[sriov_entry(GPU, True)]), "sriov[0].num_vfs: true is not an integer from 0 to 65535"),
+        (lambda d: d.update(sriov=[sriov_entry(GPU, True)]), "sriov[0].num_vfs: true is a boolean, expected an integer from 0 to 65535"),
         (lambda d: d.update(sriov=[sriov_entry(GPU, 70000)]), "sriov[0].num_vfs: 70000 is not an integer from 0 to 65535"),
         (lambda d: d.update(version=2), "version: 2 is not a plan version this program reads (1)"),
-        (lambda d: d.update(passthrough={}), "passthrough: must be a list, not {}"),
+        (lambda d: d.update(passthrough={}), "passthrough: {} is a mapping, expected a list of the functions given to vfio-pci"),
     ],
 )
 def test_invalid_plan_names_the_key(k, edit, message):

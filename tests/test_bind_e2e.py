@@ -34,24 +34,8 @@ PLAN = plan_json(
     groups=[grp([NIC], [NIC], gid=4), grp([BRIDGE, E1000A, E1000B], [E1000A, E1000B], [BRIDGE], 6)],
 )
 
-# cli.py does not register the commands yet: call the boot package's face directly.
-RUNNER = """
-import argparse, logging, sys
-from installer_ext.boot import command
-from installer_ext.errors import ExtError
-verb = sys.argv[1]
-p = argparse.ArgumentParser(prog="installer-ext " + verb)
-getattr(command, "add_%s_arguments" % verb)(p)
-logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-try:
-    sys.exit(getattr(command, "run_" + verb)(p.parse_args(sys.argv[2:])))
-except ExtError as e:
-    print(*e.lines, file=sys.stderr)
-    sys.exit(e.exit_code)
-"""
-
 HOOK = f"""
-run() {{ name=$1; shift; "$PYTHON" /opt/ie-boot.py "$@" >"$E2E_OUT/$name.out" 2>"$E2E_OUT/$name.err"; echo $? >"$E2E_OUT/$name.rc"; }}
+run() {{ name=$1; shift; "$PYTHON" -m installer_ext "$@" >"$E2E_OUT/$name.out" 2>"$E2E_OUT/$name.err"; echo $? >"$E2E_OUT/$name.rc"; }}
 drivers() {{ for a in {' '.join(ALL)}; do echo "$a $(basename "$(readlink /sys/bus/pci/devices/$a/driver)" 2>/dev/null)"; done >"$E2E_OUT/$1"; }}
 run bind1 bind --timeout 5
 cp /run/installer-ext/bind-status.json "$E2E_OUT/status.json"
@@ -71,12 +55,13 @@ run unbind2 unbind
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
     from tests.e2e import assets, qemu
-    from tests.e2e.conftest import SETUP_HINT, in_ci, missing_requirement
+    from tests.conftest import unavailable
+    from tests.e2e.conftest import SETUP_HINT, missing_requirement
 
     reason = missing_requirement()
     if reason:
-        (pytest.fail if in_ci() else pytest.skip)(f"e2e: {reason}; {SETUP_HINT}")
-    files = {"/oem/installer-ext/plan.json": json.dumps(PLAN), "/opt/ie-boot.py": RUNNER}
+        unavailable(f"e2e: {reason}; {SETUP_HINT}")
+    files = {"/oem/installer-ext/plan.json": json.dumps(PLAN)}
     r = qemu.boot(HOOK, kernel_args=qemu.IOMMU_ON, files=files, assets=assets.ensure(),
                   workdir=tmp_path_factory.mktemp("bind-e2e"))
     return r.check()

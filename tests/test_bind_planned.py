@@ -13,7 +13,7 @@ from installer_ext.boot.options import Options
 from installer_ext.cli import main
 from tests.fakekernel import FakeKernel, write_plan
 from tests.fakesys.builder import build
-from tests.fakesys.machines import amd_epyc_server, intel_workstation, intel_workstation_iommu_off
+from tests.fakesys.machines import amd_epyc_server, intel_workstation, intel_workstation_iommu_off, node_of
 from tests.planning import EPYC_INSTALL, WORKSTATION_INSTALL, plan_for
 
 
@@ -22,7 +22,7 @@ def installed(tmp_path, iso_machine, node_machine, section, install, **kernel_kw
     build(iso_machine, iso)
     plan = plan_for(iso, section, install).to_json()
     root = str(tmp_path / "node")
-    build(node_machine, root)
+    build(node_of(node_machine), root)
     k = FakeKernel(root, **kernel_kw)
     write_plan(root, plan)
     return k, plan
@@ -62,7 +62,14 @@ def test_cli_bad_plan_is_exit_2_with_one_line(tmp_path, capsys):
     path = write_plan(root, json.dumps({"passthrough": [{"address": "0000:01:00.0/../../x"}]}))
     assert main(["bind", "--root", root]) == 2
     err = capsys.readouterr().err
-    assert err == (
+    # The first problem in key order, and how many more there are: one line.
+    assert err == f'installer-ext: {path}: (top level): missing key "version" (and 27 more problems)\n'
+    iso = build(intel_workstation_iommu_off(), str(tmp_path / "iso"))
+    plan = plan_for(iso, {"enabled": True, "devices": [{"address": "0000:01:00.0"}]}, WORKSTATION_INSTALL).to_json()
+    plan["passthrough"][0]["address"] = "0000:01:00.0/../../x"
+    write_plan(root, plan)
+    assert main(["bind", "--root", root]) == 2
+    assert capsys.readouterr().err == (
         f'installer-ext: {path}: passthrough[0].address: "0000:01:00.0/../../x" is not a PCI address (like 0000:65:00.0)\n'
     )
     assert main(["unbind", "--root", root, "--plan", os.path.join(root, "nope.json")]) == 2

@@ -12,14 +12,34 @@ import pytest
 from installer_ext.boot.binder import bind
 from installer_ext.boot.options import Options
 from installer_ext.boot.unbinder import unbind
+from tests.conftest import REAL_KERNEL
 from tests.fakekernel import FakeKernel, grp, plan_json, pt, sriov_entry, write_plan
 
-FIXTURE = "/work/shared/fixtures/real-kernel/q35-vtd-on.tar.gz"
+FIXTURE = os.path.join(REAL_KERNEL, "q35-vtd-on.tar.gz")
 NIC0, NIC1 = "0000:00:03.0", "0000:00:04.0"  # two e1000e 8086:10d3, one group each
 NVME, VF0, VF1 = "0000:01:00.0", "0000:01:00.1", "0000:01:00.2"
 BRIDGE, E1000A, E1000B = "0000:00:06.0", "0000:02:01.0", "0000:02:02.0"  # one group
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FIXTURE), reason="real-kernel recording not present")
+# The recording holds sysfs and the PCI parts of procfs; the binder also reads the mount
+# table, swap and routes. These are the guest's as tests/e2e/init.sh sets it up (an
+# overlay over the host's root shared by 9p, tmpfs on /run and /tmp, no swap, no IP
+# address), in the kernel's formats (fs/proc_namespace.c show_mountinfo(),
+# mm/swapfile.c swap_show(), net/ipv4/fib_trie.c fib_route_seq_show()): no disk of the
+# recording is mounted and no NIC routes.
+ROUTE_HEAD = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+GUEST_PROC = {
+    "self/mountinfo": (
+        "22 1 0:20 / / rw,relatime - overlay overlay rw,lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work\n"
+        "23 22 0:21 / /proc rw,relatime - proc proc rw\n"
+        "24 22 0:22 / /sys rw,relatime - sysfs sysfs rw\n"
+        "25 22 0:5 / /dev rw,relatime - devtmpfs devtmpfs rw,size=240564k,nr_inodes=60141,mode=755\n"
+        "26 22 0:23 / /run rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "27 22 0:24 / /tmp rw,relatime - tmpfs tmpfs rw\n"
+        "28 26 0:25 / /run/e2e rw,relatime - 9p out rw,access=client,msize=262144,trans=virtio\n"
+    ),
+    "swaps": "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+    "net/route": f"{ROUTE_HEAD:<127}\n",
+}
 
 
 @pytest.fixture
@@ -28,6 +48,11 @@ def k(tmp_path) -> FakeKernel:
     os.makedirs(root)
     with tarfile.open(FIXTURE) as tar:
         tar.extractall(root, filter="tar")
+    for rel, text in GUEST_PROC.items():
+        path = os.path.join(root, "proc", rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
     return FakeKernel(root)
 
 

@@ -14,7 +14,7 @@ from installer_ext.boot.options import Options
 from installer_ext.host.address import vf_address
 from tests.fakekernel import FakeKernel, plan_json, pt, sriov_entry, write_plan
 from tests.fakesys.builder import build
-from tests.fakesys.machines import amd_epyc_server
+from tests.fakesys.machines import amd_epyc_server, node_of
 
 PF = "0000:02:00.1"  # X710 port 1 (port 0 is the management NIC)
 VFS = [vf_address(PF, 79, 1, i) for i in range(4)]  # 0000:02:0a.0 ...
@@ -23,7 +23,7 @@ VFS = [vf_address(PF, 79, 1, i) for i in range(4)]  # 0000:02:0a.0 ...
 @pytest.fixture
 def k(tmp_path) -> FakeKernel:
     root = str(tmp_path / "root")
-    build(amd_epyc_server(), root)
+    build(node_of(amd_epyc_server()), root)
     kern = FakeKernel(root, native={"8086:154c": "iavf"})
     kern.load_driver("iavf")
     return kern
@@ -149,7 +149,7 @@ def test_vfs_for_the_host_keep_autoprobe(k):
 
 def test_vf_sharing_the_pfs_group_is_not_bound(tmp_path):
     root = str(tmp_path / "root")
-    build(amd_epyc_server(), root)
+    build(node_of(amd_epyc_server()), root)
     k = FakeKernel(root, vf_own_groups=False)  # a device without ACS between its functions
     write_plan(k.root, plan(2))
     result = run(k)

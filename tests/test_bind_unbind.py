@@ -12,7 +12,7 @@ from installer_ext.boot.options import Options
 from installer_ext.boot.unbinder import unbind
 from tests.fakekernel import FakeKernel, grp, plan_json, pt, sriov_entry, write_plan
 from tests.fakesys.builder import build
-from tests.fakesys.machines import amd_epyc_server, intel_workstation
+from tests.fakesys.machines import amd_epyc_server, intel_workstation, node_of
 
 GPU, AUDIO, PORT = "0000:01:00.0", "0000:01:00.1", "0000:00:01.0"
 
@@ -29,7 +29,7 @@ def gpu_plan(bind_at_boot: str = "address") -> dict:
 
 def kernel(tmp_path, m=None, **kw) -> FakeKernel:
     root = str(tmp_path / "root")
-    build(m or intel_workstation(), root)
+    build(node_of(m or intel_workstation()), root)
     return FakeKernel(root, **kw)
 
 
@@ -124,7 +124,7 @@ def test_record_without_a_driver_is_upgraded_once_one_is_seen(tmp_path):
     bind(opts(k))
     unbind(opts(k))  # no previous driver: the native one (loaded by now) takes it
     assert k.driver_of(GPU) == "nvidia"
-    bind(opts(k))
+    bind(opts(k, again=True))  # taken back: bound again, the native driver recorded
     with open(os.path.join(k.root, paths.BIND_RECORD_FILE)) as f:
         assert json.load(f)["devices"][GPU]["previous_driver"] == "nvidia"
 

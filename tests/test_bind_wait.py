@@ -13,7 +13,7 @@ from installer_ext.boot.node import Node
 from installer_ext.errors import ExtError
 from tests.fakekernel import FakeKernel
 from tests.fakesys.builder import build
-from tests.fakesys.machines import intel_workstation
+from tests.fakesys.machines import intel_workstation, node_of
 
 GPU = "0000:01:00.0"
 
@@ -34,7 +34,7 @@ class FakeMonitor:
 @pytest.fixture
 def k(tmp_path) -> FakeKernel:
     root = str(tmp_path / "root")
-    build(intel_workstation(), root)
+    build(node_of(intel_workstation()), root)
     return FakeKernel(root)
 
 

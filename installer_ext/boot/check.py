@@ -2,10 +2,13 @@
 
 Identity is address + vendor:device, never the group number (numbers change across
 kernels). A device is bindable when it is still there with the planned ids, is not a
-bridge, the boot VGA or a PF with live VFs, and its IOMMU group *now* holds nothing but
-planned devices, PCI-to-PCI bridges and the functions the plan chose to leave (which
-must still be driverless, or vfio could not claim the group). Groups predicted at install
-time are checked the same way against the real one.
+bridge, the boot VGA, a function the running host needs (host/inuse.py: a mounted
+filesystem or active swap on it, the default route or a port of the management bridge
+through it) or a PF with live VFs, and its IOMMU group *now* holds nothing but planned
+devices, PCI-to-PCI bridges and the functions the plan chose to leave (which must still
+be driverless, or vfio could not claim the group). Groups predicted at install time are
+checked the same way against the real one. None of this is taken from the plan: a
+plan edited by hand, or one written for another boot, gets the same checks.
 
 Binding half a group is useless (the group is not viable for a VM) and takes host
 functions away for nothing, so devices are handled in units: every planned device that
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 from installer_ext.boot.node import VFIO, Node
 from installer_ext.host.address import PCI_ADDRESS_RE
+from installer_ext.host.inuse import HostUse
 from installer_ext.plan.model import GroupPlan, Plan
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,16 @@ class _Units:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _identity(node: Node, t: Target) -> str | None:
+def host_needs(use: HostUse, address: str) -> str | None:
+    """Why the running host needs `address` this boot, in one sentence, or None."""
+    reasons = use.reasons(address)
+    if not reasons:
+        return None
+    more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    return f"the host needs it: {reasons[0]}{more}; never bound, whatever the plan says"
+
+
+def _identity(node: Node, t: Target, use: HostUse) -> str | None:
     a = t.address
     if not node.exists(a):
         return "not present on this boot (removed or moved since install?)"
@@ -78,8 +91,13 @@ def _identity(node: Node, t: Target) -> str | None:
         return f"holds {vid}:{did}, the plan expects {t.ids} (device changed since install)"
     if node.is_pci_bridge(a):
         return "is a PCI bridge; bridges are never bound"
+    if node.is_bridge(a):
+        return f"is a bridge (class {node.class_id(a) or 'unreadable'}); bridges are never bound"
     if node.boot_vga(a):
         return "is the boot VGA device now; binding it would take the host's console"
+    needed = host_needs(use, a)
+    if needed:
+        return needed
     num = node.sriov_num(a)
     if num:
         return f"is an SR-IOV PF with {num} VFs; unbinding its driver would remove them"
@@ -110,7 +128,7 @@ def _plan_groups(plan: Plan) -> dict[str, GroupPlan]:
     return out
 
 
-def validate(node: Node, targets: list[Target], plan: Plan) -> None:
+def validate(node: Node, targets: list[Target], plan: Plan, use: HostUse) -> None:
     """Set `problem` on every target that must not be bound on this boot."""
     by_addr = {t.address: t for t in targets}
     by_plan_addr = {t.plan_address: t for t in targets}
@@ -120,7 +138,7 @@ def validate(node: Node, targets: list[Target], plan: Plan) -> None:
     for t in targets:
         units.find(t.address)
         if t.problem is None:
-            t.problem = _identity(node, t)
+            t.problem = _identity(node, t, use)
 
     members_cache: dict[int, list[str] | None] = {}
     for t in targets:
@@ -135,6 +153,10 @@ def validate(node: Node, targets: list[Target], plan: Plan) -> None:
             continue
         pg = groups_of.get(t.plan_address)
         left = set(pg.left) if pg else set()
+        needed = next(((m, r[0]) for m in members if m not in by_addr and (r := use.reasons(m))), None)
+        if needed is not None:  # said first: it is why the group can never go
+            t.problem = f"IOMMU group {g} also holds {needed[0]}, which the host needs: {needed[1]}"
+            continue
         for m in members:
             if m == t.address:
                 continue
@@ -178,4 +200,4 @@ def validate(node: Node, targets: list[Target], plan: Plan) -> None:
     for t in targets:
         bad = first_problem.get(units.find(t.address))
         if t.problem is None and bad is not None:
-            t.problem = f"skipped with its IOMMU group: {bad.address} {bad.problem}"
+            t.problem = f"with its IOMMU group: {bad.address} {bad.problem}"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from installer_ext.boot.node import VFIO, Node
-from installer_ext.boot.sysio import Clock
+from installer_ext.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,14 @@
-"""What the live kernel says about one PCI function, read through `SysfsIO`.
+"""The live machine as the binder sees it: one `Node` per run reads the node's sysfs (and
+/proc/cmdline) through `SysfsIO` and builds the paths the binder writes. Per function:
+identity (vendor, device, class), bridge or not, boot_vga, the bound driver,
+driver_override, IOMMU group and its members, modalias, the SR-IOV attributes and
+`virtfnN` links; for the host: whether the IOMMU is on (groups under
+/sys/kernel/iommu_groups), the kernel command line, whether a driver is loaded.
 
 Every path is built from an address that matched `PCI_ADDRESS_RE` and from fixed names;
 a driver name read from a `driver` link is matched against `DRIVER_NAME_RE` before it
 is used in a path. The `driver` link is the truth about binding (the `DRIVER=` line of
-`uevent` is what other readers use; both come from the same kernel state).
+`uevent` is what the install-time readers use; both come from the same kernel state).
 """
 
 from __future__ import annotations
@@ -12,13 +17,12 @@ import os
 import re
 
 from installer_ext.boot.sysio import SysfsIO
+from installer_ext.host import pciclass
 from installer_ext.host.address import DRIVER_NAME_RE, PCI_ADDRESS_RE
 
 VFIO = "vfio-pci"
-# Kernel driver names: `e1000e`, `snd_hda_intel`, `xen-platform-pci`, `8250_mid`.
+# A decimal attribute: sriov_numvfs, sriov_totalvfs, an IOMMU group number.
 _INT_RE = re.compile(r"\A[0-9]{1,9}\Z")
-# Classes of PCI-to-PCI (0604), CardBus (0607) and semi-transparent (0609) bridges.
-_BRIDGE_CLASSES = ("0604", "0607", "0609")
 
 
 class Node:
@@ -74,13 +78,20 @@ class Node:
     def class_id(self, address: str) -> str | None:
         return self._hex(address, "class", 6)
 
+    def is_bridge(self, address: str) -> bool:
+        """Any bridge (class 06: host, ISA, PCI-to-PCI, ...), as the planner's `bridge`
+        kind: never bound, whatever the plan says."""
+        if self.is_pci_bridge(address):
+            return True
+        cls = self.class_id(address)
+        return cls is None or pciclass.is_bridge(cls)
+
     def is_pci_bridge(self, address: str) -> bool:
         """Header type 1/2 from config space when readable, else the class code."""
         cfg = self.io.read_bytes(self.dev(address, "config"), 64)
         if cfg is not None and len(cfg) >= 0x10 and cfg[0:2] != b"\xff\xff":
             return (cfg[0x0E] & 0x7F) in (1, 2)
-        cls = self.class_id(address)
-        return cls is not None and cls[:4] in _BRIDGE_CLASSES
+        return pciclass.is_pci_bridge(self.class_id(address))
 
     def boot_vga(self, address: str) -> bool:
         text = self.io.read(self.dev(address, "boot_vga"), 16)
@@ -154,13 +165,6 @@ class Node:
     def virtfn(self, pf: str, index: int) -> str | None:
         """Address of VF `index` of `pf` from the PF's `virtfnN` link."""
         link = self.io.readlink(self.dev(pf, f"virtfn{index}"))
-        if link is None:
-            return None
-        name = link.rstrip("/").rsplit("/", 1)[-1]
-        return name if PCI_ADDRESS_RE.match(name) else None
-
-    def physfn(self, address: str) -> str | None:
-        link = self.io.readlink(self.dev(address, "physfn"))
         if link is None:
             return None
         name = link.rstrip("/").rsplit("/", 1)[-1]

@@ -11,7 +11,8 @@ from typing import TextIO
 from installer_ext import paths
 from installer_ext.boot import driver
 from installer_ext.boot.node import Node
-from installer_ext.boot.sysio import Clock, SysfsIO
+from installer_ext.boot.sysio import SysfsIO
+from installer_ext.clock import Clock
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -22,6 +23,7 @@ class Options:
     plan_path: str | None = None  # default ROOT/oem/installer-ext/plan.json
     timeout: float = DEFAULT_TIMEOUT  # per device, for the (un)bind to show
     address: str | None = None  # act on this device only (the udev rule)
+    again: bool = False  # bind: take back what `unbind` gave back (remove the mark)
     io: SysfsIO = field(default_factory=SysfsIO)
     clock: Clock = field(default_factory=Clock)
     # None: `modprobe` through subprocess on root / only, never on a test tree.

@@ -8,9 +8,13 @@ gives it back to that driver. An entry is written once and never holds vfio-pci.
 The status file (BIND_STATUS_FILE, under /run: one per boot) is read by `firstboot`;
 its keys are a contract:
   {"version": 1, "skipped": bool, "skip_reason": str|null,
+   "given_back": null | {"at": str|null, "file": str},
    "devices": [{"address", "vendor_id", "device_id", "status", "reason", "driver",
                 "previous_driver"}],
    "sriov": [{"address", "num_vfs", "status", "reason"}]}
+A device's status is bound, already-bound, skipped, failed or given-back (`installer-ext
+unbind` gave the plan back; boot/givenback.py). `given_back` was added after version 1
+first shipped: readers take a missing key as null.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ BOUND = "bound"
 ALREADY_BOUND = "already-bound"
 SKIPPED = "skipped"
 FAILED = "failed"
+GIVEN_BACK = "given-back"
 # SR-IOV status values.
 SRIOV_SET = "set"
 SRIOV_UNCHANGED = "unchanged"
 
-DEVICE_OK = (BOUND, ALREADY_BOUND)
+DEVICE_OK = (BOUND, ALREADY_BOUND, GIVEN_BACK)
 SRIOV_OK = (SRIOV_SET, SRIOV_UNCHANGED)
 
 
@@ -83,6 +88,7 @@ class BindStatus:
     skip_reason: str | None = None
     devices: list[DeviceResult] = field(default_factory=list)
     sriov: list[SriovResult] = field(default_factory=list)
+    given_back: dict[str, str | None] | None = None  # {"at", "file"} while given back
 
     @property
     def ok(self) -> bool:
@@ -93,6 +99,7 @@ class BindStatus:
             "version": STATUS_VERSION,
             "skipped": self.skipped,
             "skip_reason": self.skip_reason,
+            "given_back": self.given_back,
             "devices": [d.to_json() for d in sorted(self.devices, key=lambda d: address_sort_key(d.address))],
             "sriov": [s.to_json() for s in sorted(self.sriov, key=lambda s: address_sort_key(s.address))],
         }
@@ -120,6 +127,9 @@ def read_status(root: str) -> BindStatus | None:
     if not isinstance(data, dict) or data.get("version") != STATUS_VERSION:
         return None
     out = BindStatus(bool(data.get("skipped")), _opt_str(data.get("skip_reason")))
+    gb = data.get("given_back")
+    if isinstance(gb, dict):
+        out.given_back = {"at": _opt_str(gb.get("at")), "file": _opt_str(gb.get("file"))}
     for d in data.get("devices") or []:
         if isinstance(d, dict) and isinstance(d.get("address"), str) and PCI_ADDRESS_RE.match(d["address"]):
             out.devices.append(

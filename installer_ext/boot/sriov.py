@@ -6,6 +6,16 @@ never sees them); a non-zero count is changed through 0 (the kernel answers EBUS
 otherwise); never above `sriov_totalvfs`. The PF must stay on its host driver: only that
 driver can create VFs (ENOENT without one). The VFs' addresses are read from the PF's
 `virtfnN` links, not assumed from the plan's prediction.
+
+Once first boot handed a PF to Harvester's pcidevices controller (its SRIOVNetworkDevice
+asks for the VFs: boot/handover.py records it), the controller owns
+`sriov_numvfs`: it writes the count its object asks for, straight, without going
+through 0 (harvester/pcidevices pkg/controller/sriovdevice/sriovdevice_controller.go
+ensureDeviceIsConfigured / ensureDeviceIsDisabled), so a count written by the binder at
+boot would only fight it (EBUSY, or VFs set back to the object's count). For such a PF
+the binder writes no `sriov_numvfs`; it still turns `sriov_drivers_autoprobe` off when
+the VFs go to vfio-pci, so the VFs the controller creates are not grabbed by the host's
+VF driver before the controller binds the claimed ones to vfio-pci.
 """
 
 from __future__ import annotations
@@ -24,7 +34,6 @@ log = logging.getLogger(__name__)
 class SriovOutcome:
     result: SriovResult
     vfs: list[str] | None  # real VF addresses by index, None when unknown
-    changed: bool = False
 
 
 def _read_vfs(node: Node, pf: str, count: int) -> list[str] | None:
@@ -56,14 +65,17 @@ def _precheck(node: Node, s: SriovPlan) -> str | None:
     return None
 
 
-def configure(node: Node, s: SriovPlan, apply: bool) -> SriovOutcome:
+def configure(node: Node, s: SriovPlan, apply: bool, controller: str | None = None) -> SriovOutcome:
     """Bring the PF's VF count to the plan's. With `apply` False (a run for one address)
-    nothing is written: the count is only read."""
+    nothing is written: the count is only read. With `controller` (the name of the
+    SRIOVNetworkDevice the PF was handed to) the count is left to the controller."""
     a = s.address
     problem = _precheck(node, s)
     if problem is not None:
         return SriovOutcome(SriovResult(a, s.num_vfs, SKIPPED, problem), None)
     cur = node.sriov_num(a)
+    if controller is not None:
+        return _leave_to_controller(node, s, apply, controller, cur)
     if cur == s.num_vfs:
         vfs = _read_vfs(node, a, cur)
         if vfs is None:
@@ -91,18 +103,28 @@ def configure(node: Node, s: SriovPlan, apply: bool) -> SriovOutcome:
             step = "sriov_numvfs"
             io.write(node.dev(a, "sriov_numvfs"), str(s.num_vfs))
     except OSError as exc:
-        return SriovOutcome(
-            SriovResult(a, s.num_vfs, FAILED, f"writing {step}: {exc.strerror or exc}"), None, changed=True
-        )
+        return SriovOutcome(SriovResult(a, s.num_vfs, FAILED, f"writing {step}: {exc.strerror or exc}"), None)
     now = node.sriov_num(a)
     vfs = _read_vfs(node, a, s.num_vfs) if now == s.num_vfs else None
     if vfs is None:
         return SriovOutcome(
             SriovResult(a, s.num_vfs, FAILED, f"sriov_numvfs reads {now} after writing {s.num_vfs}, or virtfn links missing"),
-            None, changed=True,
+            None,
         )
     log.info("%s: %d VFs created (was %d)", a, s.num_vfs, cur)
-    return SriovOutcome(SriovResult(a, s.num_vfs, SRIOV_SET, _moved(s, vfs)), vfs, changed=True)
+    return SriovOutcome(SriovResult(a, s.num_vfs, SRIOV_SET, _moved(s, vfs)), vfs)
+
+
+def _leave_to_controller(node: Node, s: SriovPlan, apply: bool, controller: str, cur: int | None) -> SriovOutcome:
+    a = s.address
+    note = f"sriov_numvfs is the pcidevices controller's now (SRIOVNetworkDevice {controller or '?'}); {cur} VFs"
+    if apply and s.vfs_to_vfio and node.sriov_autoprobe(a) != 0:
+        try:
+            node.io.write(node.dev(a, "sriov_drivers_autoprobe"), "0")
+        except OSError as exc:
+            return SriovOutcome(SriovResult(a, s.num_vfs, FAILED, f"writing sriov_drivers_autoprobe: {exc.strerror or exc}"),
+                                None)
+    return SriovOutcome(SriovResult(a, s.num_vfs, SRIOV_UNCHANGED, note), None)
 
 
 def _moved(s: SriovPlan, vfs: list[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""The only door through which the binder writes to sysfs, and its clock.
+"""The only door through which the binder writes to sysfs.
 
 Every sysfs write and read of a run goes through one `SysfsIO`, so that a test can put a
 simulator of the kernel behind it (tests/fakekernel.py) and count what was written. A
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from installer_ext.clock import Clock  # noqa: F401 - re-exported for the callers
 from installer_ext.host.sysfs import read_attr, read_link
 
 
