@@ -1,15 +1,22 @@
-"""Atomic file writes: a reader (or a power cut) sees the old file or the new one.
-
-temp file in the same directory -> write -> fsync -> rename over the target -> fsync
-the directory. Never a half-written file under the real name.
+"""Files, one home for how they are handled: atomic writes (a reader, or a power cut,
+sees the old file or the new one: temp file in the same directory -> write -> fsync ->
+rename over the target -> fsync the directory), bounded input reads, and the one-run-at-a-
+time lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from installer_ext.errors import BadInput
+from installer_ext.errors import BadInput, ExtError
+
+if TYPE_CHECKING:
+    from installer_ext.clock import Clock
 
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o644) -> bool:
@@ -73,3 +80,54 @@ def read_input(path: str, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise BadInput(f"{path}: larger than {limit // 1024} KiB, not {what}")
     return data
+
+
+FAILPOINT_ENV = "INSTALLER_EXT_FAILPOINT"
+
+
+def failpoint(name: str) -> None:
+    """Fault injection for the crash tests: when $INSTALLER_EXT_FAILPOINT names this
+    point, the process kills itself with SIGKILL here (no cleanup, like a power cut
+    or kill -9 at exactly this moment); `list` names each point on stderr as it passes."""
+    wanted = os.environ.get(FAILPOINT_ENV)
+    if wanted == "list":
+        import sys
+
+        sys.stderr.write(f"failpoint: {name}\n")
+    elif wanted == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str, busy: str, wait: float = 0.0, clock: Clock | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600 if missing) for the block. When
+    another process holds it: wait up to `wait` seconds (polling on `clock`), then raise
+    ExtError(`busy`). A lock file that cannot be opened is ExtError naming it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ExtError(f"{path}: cannot open the lock: {exc.strerror or exc}") from None
+    try:
+        deadline = clock.now() + wait if clock is not None else 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                remaining = deadline - clock.now() if clock is not None else 0.0
+                if remaining <= 0:
+                    raise ExtError(busy) from None
+                clock.sleep(min(0.1, remaining))
+        yield
+    finally:
+        os.close(fd)

@@ -1,8 +1,31 @@
-"""Human-readable text for `detect` (and the screens' device lines)."""
+"""What `detect` prints: the host's facts and, asked of the planner, why each function
+cannot go to VMs (and the screens' device lines)."""
 
 from __future__ import annotations
 
+from installer_ext.config.model import Choices, InstallInfo
 from installer_ext.host.model import HostFacts, PciFunction
+from installer_ext.plan.reasons import Blocker
+from installer_ext.plan.planner import blockers
+
+
+def detect_blockers(facts: HostFacts) -> dict[str, tuple[Blocker, ...]]:
+    """The planner's blockers with empty choices and no install config: what `plan`
+    refuses an explicit address for before anything is chosen (NICs with a link and
+    disk controllers are blocked as `tentative` candidates)."""
+    return blockers(facts, Choices(), InstallInfo())
+
+
+def detect_json(facts: HostFacts) -> dict[str, object]:
+    """The `detect --json` document: the facts, each device with the planner's
+    `blocked` (its reasons) and `blockers` (code, reason, subject, tentative, by)."""
+    found = detect_blockers(facts)
+    doc = facts.to_json()
+    for dev in doc["devices"]:
+        bs = found.get(dev["address"], ())
+        dev["blocked"] = [b.reason for b in bs]
+        dev["blockers"] = [b.to_json() for b in bs]
+    return doc
 
 
 def short_address(address: str) -> str:
@@ -83,9 +106,10 @@ def format_detect(facts: HostFacts) -> str:
         return "  ".join(cells).rstrip()
 
     lines.append(fmt(header))
+    found = detect_blockers(facts)
     for d, r in zip(facts.devices, rows):
         lines.append(fmt(r))
-        for b in d.blockers:
+        for b in found.get(d.address, ()):
             lines.append(" " * (widths[0] + 2) + f"blocked: {b.reason}")
         if d.unknown:
             lines.append(" " * (widths[0] + 2) + f"unknown: {', '.join(d.unknown)}")
@@ -102,6 +126,10 @@ def format_plan(plan) -> str:
     state = "on" if plan.enabled else "off"
     lines.append(f"PCI passthrough: {state}    GPU drivers: {'on' if plan.gpu_drivers else 'off'}")
     lines.append(f"Kernel arguments: {' '.join(plan.kernel_args) or '(none)'}")
+    if plan.harvester_kernel_args:
+        lines.append(f"  already set by Harvester (bootargs.cfg): {' '.join(plan.harvester_kernel_args)}")
+    if plan.kernel_args:
+        lines.append(f"  added by installer-ext (/oem/grubenv extra_cmdline): {' '.join(plan.added_kernel_args) or '(nothing)'}")
     if plan.passthrough:
         lines.append("Bound to vfio-pci at boot:")
         for p in plan.passthrough:

@@ -2,16 +2,24 @@
 """Build installer-ext for a Harvester ISO: a self-contained archive and the overlay tree.
 
     python3 iso-overlay/build.py [--out DIR] [--rootfs ISO_ROOTFS] [--iso ISO_TREE]
+                                 [--python-runtime TARBALL] [--lock FILE]
 
 Writes, reproducibly (the same sources and pinned dependencies give the same bytes):
 
   OUT/installer-ext.pyz   the application and its pure-Python dependencies
-                          (requirements.lock); runs with a plain `python3` >= 3.11
+                          (requirements.lock); runs with a `python3` >= 3.11
   OUT/rootfs/             files to lay over the installer ISO's root filesystem:
-                          /usr/bin/installer-ext, /usr/lib/installer-ext/ (the archive,
-                          the interactive step, the install hook) and
+                          /usr/bin/installer-ext, /usr/lib/installer-ext/ (the launcher
+                          bin/installer-ext, the archive, the optional Python runtime
+                          python/, the interactive step, the install hook) and
                           /system/oem/92_installer_ext.yaml (the after-install stage)
   OUT/SHA256SUMS
+
+--python-runtime: a relocatable CPython, python-build-standalone's `install_only`
+tarball (its top directory `python/` holds bin/python3), pinned by sha256 in the lock
+as a `runtime` row. It is unpacked to /usr/lib/installer-ext/python: Harvester v1.4-v1.6
+have Python 3.6 only, and the install hook copies it onto the node's COS_PERSISTENT
+(/usr/local/lib/installer-ext/python) with the archive.
 
 With --rootfs, the overlay is also copied into an unpacked ISO root filesystem and its
 /usr/bin/start-installer.sh gets the interactive step before the Harvester installer.
@@ -21,18 +29,16 @@ Both edits are idempotent.
 
 Build host requirement: Python >= 3.11 with pip (to fetch the pinned dependencies from
 PyPI once; they are cached in $INSTALLER_EXT_ISO_CACHE or ~/.cache/installer-ext-iso).
-Target requirement: a Python >= 3.11 interpreter on the ISO and on the installed node.
+Target requirement: the bundled runtime, or a Python >= 3.11 on the ISO and the node.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tarfile
@@ -40,24 +46,17 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+from installer_ext.render.app import MAIN, zip_bytes  # noqa: E402 - the one archive writer
+
 LOCK = os.path.join(HERE, "requirements.lock")
+LAUNCHER = os.path.join(REPO, "templates", "node", "installer-ext.sh")
 STATIC = os.path.join(HERE, "rootfs")
 APP_DIR = "usr/lib/installer-ext"
-EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest time: every entry gets it
 STEP = "/usr/lib/installer-ext/installer-step.sh"
 STEP_MARK = "# installer-ext: GPU drivers / PCI passthrough step"
 GRUB_MARK = "# installer-ext: real IOMMU groups during the install"
 ISO_ARGS = "intel_iommu=on iommu=pt"
-MAIN = (
-    "# installer-ext as a zip application: python3 installer-ext.pyz COMMAND ...\n"
-    "import sys\n"
-    "if sys.version_info < (3, 11):\n"
-    "    sys.exit('installer-ext: needs Python 3.11 or newer, this is ' + sys.version.split()[0])\n"
-    "from installer_ext.cli import main\n"
-    "sys.exit(main())\n"
-)
-
-
 class BuildError(Exception):
     pass
 
@@ -66,17 +65,25 @@ def cache_dir() -> str:
     return os.environ.get("INSTALLER_EXT_ISO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "installer-ext-iso")
 
 
-def read_lock() -> list[tuple[str, str, str, str]]:
+def read_lock(lock: str = LOCK) -> list[tuple[str, str, str, str]]:
+    """(name, version, kind, sha256) rows. Kinds: `wheel`, `sdist:DIR`, and `runtime`
+    (the python-build-standalone tarball --python-runtime must match; not a Python
+    dependency, so not in constraints.txt)."""
     out = []
-    with open(LOCK, encoding="utf-8") as f:
+    try:
+        f = open(lock, encoding="utf-8")
+    except OSError as exc:
+        raise BuildError(f"{lock}: cannot read ({exc.strerror})") from None
+    with f:
         for n, line in enumerate(f, 1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            spec, kind, digest = line.split()
+            parts = line.split()
+            spec, kind, digest = parts if len(parts) == 3 else ("", "", "")
             name, _, version = spec.partition("==")
-            if not version or not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise BuildError(f"{LOCK}:{n}: expected NAME==VERSION KIND SHA256")
+            if not version or not re.fullmatch(r"[0-9a-f]{64}", digest) or not re.fullmatch(r"wheel|sdist:\S+|runtime", kind):
+                raise BuildError(f"{lock}:{n}: expected NAME==VERSION wheel|sdist:DIR|runtime SHA256")
             out.append((name, version, kind, digest))
     return out
 
@@ -101,7 +108,10 @@ def fetch(name: str, version: str, kind: str, digest: str) -> str:
     if kind == "wheel":
         cmd += ["--only-binary=:all:", "--platform", "any", "--implementation", "py", "--python-version", "3.11"]
     else:
-        cmd += ["--no-binary=:all:"]
+        # Only this package from source (its source tree is what we take); its build
+        # requirements (setuptools, Cython, ...) come as wheels: `:all:` would compile
+        # them from source too (Cython alone took most of a build).
+        cmd += [f"--no-binary={name}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"pip download {name}=={version} failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
@@ -168,25 +178,18 @@ def project_files() -> dict[str, bytes]:
 
 
 def write_zip(files: dict[str, bytes], dest: str) -> None:
-    buf = io.BytesIO()
-    buf.write(b"#!/usr/bin/env python3\n")
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            info.create_system = 3
-            z.writestr(info, files[name])
     tmp = dest + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
+        f.write(zip_bytes(files))
     os.chmod(tmp, 0o755)
     os.replace(tmp, dest)
 
 
-def build_archive(dest: str) -> dict[str, bytes]:
+def build_archive(dest: str, lock: str = LOCK) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    for name, version, kind, digest in read_lock():
+    for name, version, kind, digest in read_lock(lock):
+        if kind == "runtime":
+            continue
         for arc, data in dependency_files(name, version, kind, fetch(name, version, kind, digest)).items():
             if arc in files and files[arc] != data:
                 raise BuildError(f"{arc} comes from two dependencies")
@@ -212,22 +215,63 @@ def copy_static(out_rootfs: str) -> None:
             os.chmod(dst, 0o755 if os.access(src, os.X_OK) else 0o644)
 
 
-def build(out: str) -> None:
+def check_runtime(tarball: str, lock: str = LOCK) -> None:
+    """The tarball is readable and pinned in the lock (checked before anything is built)."""
+    rows = [r for r in read_lock(lock) if r[2] == "runtime"]
+    if not rows:
+        raise BuildError(f"{lock}: no `runtime` row pins a Python runtime; add NAME==VERSION runtime SHA256 for {os.path.basename(tarball)}")
+    try:
+        digest = sha256(tarball)
+    except OSError as exc:
+        raise BuildError(f"--python-runtime {tarball}: cannot read ({exc.strerror})") from None
+    if digest not in {r[3] for r in rows}:
+        raise BuildError(f"--python-runtime {tarball}: sha256 {digest} is not the one pinned in {lock}")
+
+
+def unpack_runtime(tarball: str, dest: str) -> None:
+    """The pinned python-build-standalone `install_only` tarball into `dest`."""
+    scratch = dest + ".unpack"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        with tarfile.open(tarball) as t:
+            t.extractall(scratch, filter="tar")
+    except (tarfile.TarError, OSError) as exc:
+        raise BuildError(f"--python-runtime {tarball}: cannot unpack ({exc})") from None
+    top = os.path.join(scratch, "python")
+    if not os.path.isfile(os.path.join(top, "bin", "python3")):
+        raise BuildError(f"--python-runtime {tarball}: no python/bin/python3 in it (expected an install_only tarball)")
+    os.replace(top, dest)
+    shutil.rmtree(scratch)
+    for dirpath, dirnames, names in os.walk(dest):  # fixed times: the same tarball, the same tree
+        for n in dirnames + names:
+            p = os.path.join(dirpath, n)
+            if not os.path.islink(p):
+                os.utime(p, (315532800, 315532800))
+
+
+def build(out: str, runtime: str | None = None, lock: str = LOCK) -> None:
+    if runtime:
+        check_runtime(runtime, lock)
     rootfs = os.path.join(out, "rootfs")
     if os.path.isdir(rootfs):
         shutil.rmtree(rootfs)
-    os.makedirs(os.path.join(rootfs, APP_DIR), exist_ok=True)
+    os.makedirs(os.path.join(rootfs, APP_DIR, "bin"), exist_ok=True)
     pyz = os.path.join(out, "installer-ext.pyz")
-    build_archive(pyz)
+    build_archive(pyz, lock)
     copy_static(rootfs)
     shutil.copyfile(pyz, os.path.join(rootfs, APP_DIR, "installer-ext.pyz"))
     os.chmod(os.path.join(rootfs, APP_DIR, "installer-ext.pyz"), 0o644)
+    launcher = os.path.join(rootfs, APP_DIR, "bin", "installer-ext")
+    shutil.copyfile(LAUNCHER, launcher)
+    os.chmod(launcher, 0o755)
+    if runtime:
+        unpack_runtime(runtime, os.path.join(rootfs, APP_DIR, "python"))
     sums = []
     for dirpath, _, names in sorted(os.walk(out)):
         for name in sorted(names):
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, out)
-            if rel != "SHA256SUMS":
+            if rel != "SHA256SUMS" and not os.path.islink(path):
                 sums.append(f"{sha256(path)}  {rel}\n")
     with open(os.path.join(out, "SHA256SUMS"), "w", encoding="utf-8") as f:
         f.writelines(sorted(sums, key=lambda line: line.split("  ", 1)[1]))
@@ -237,12 +281,17 @@ def apply_rootfs(out: str, iso_rootfs: str) -> list[str]:
     """Lay the overlay into an unpacked ISO root filesystem and hook the step in."""
     done = []
     src = os.path.join(out, "rootfs")
-    for dirpath, _, names in os.walk(src):
-        for name in names:
+    for dirpath, dirnames, names in os.walk(src):
+        for name in names + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             s = os.path.join(dirpath, name)
             d = os.path.join(iso_rootfs, os.path.relpath(s, src))
             os.makedirs(os.path.dirname(d), exist_ok=True)
-            shutil.copy2(s, d)
+            if os.path.islink(s):
+                if os.path.lexists(d):
+                    os.unlink(d)
+                os.symlink(os.readlink(s), d)
+            else:
+                shutil.copy2(s, d)
             done.append(os.path.relpath(d, iso_rootfs))
     script = os.path.join(iso_rootfs, "usr/bin/start-installer.sh")
     try:
@@ -285,12 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory (default iso-overlay/out)")
     p.add_argument("--rootfs", metavar="DIR", help="an unpacked installer ISO root filesystem to lay the overlay into")
     p.add_argument("--iso", metavar="DIR", help="an unpacked ISO tree whose boot/grub2/harvester.cfg gets the IOMMU on")
+    p.add_argument("--python-runtime", metavar="TARBALL",
+                   help="python-build-standalone install_only tarball (pinned in the lock as a `runtime` row) to bundle")
+    p.add_argument("--lock", default=LOCK, help="the lock file (default iso-overlay/requirements.lock)")
     args = p.parse_args(argv)
     if sys.version_info < (3, 11):
         sys.stderr.write("build.py: needs Python 3.11 or newer\n")
         return 1
     try:
-        build(args.out)
+        build(args.out, args.python_runtime, args.lock)
         print(f"built {os.path.join(args.out, 'installer-ext.pyz')} and {os.path.join(args.out, 'rootfs')}")
         if args.rootfs:
             for line in apply_rootfs(args.out, args.rootfs):

@@ -19,7 +19,6 @@ class Result:
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     full_env = dict(os.environ)
-    full_env.pop("CI_DEBUG", None)
     if env:
         full_env.update(env)
     p = subprocess.run(

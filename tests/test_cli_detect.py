@@ -33,6 +33,39 @@ def test_detect_json_contract(machine_root):
     assert group1["devices"] == ["0000:00:01.0", "0000:01:00.0", "0000:01:00.1"]
 
 
+def test_detect_asks_the_planner_with_empty_choices(machine_root):
+    """`blocked` and `blockers` in detect --json are the planner's: what `plan` refuses
+    an explicit address for while nothing is chosen (no install section: the NIC with a
+    link may become the management network, and its group-mates go with it)."""
+    from installer_ext.config.model import Choices, InstallInfo
+    from installer_ext.host.facts import gather
+    from installer_ext.plan.planner import blockers
+
+    root = machine_root("intel-workstation")
+    r = run("detect", "--root", root, "--json")
+    assert r.rc == 0, r.err
+    devices = {d["address"]: d for d in json.loads(r.out)["devices"]}
+    mgmt = devices["0000:00:1f.6"]
+    assert mgmt["blockers"] == [
+        {
+            "code": "management-nic",
+            "reason": "eno1 has a link and may become the management network (not chosen yet)",
+            "subject": "eno1",
+            "tentative": True,
+            "by": None,
+        }
+    ]
+    assert mgmt["blocked"] == [mgmt["blockers"][0]["reason"]]
+    assert [(b["code"], b["by"]) for b in devices["0000:00:1f.3"]["blockers"]] == [("same-group", "0000:00:1f.6")]
+    planner = blockers(gather(root), Choices(), InstallInfo())
+    for addr, d in devices.items():
+        assert d["blockers"] == [b.to_json() for b in planner.get(addr, ())]
+        assert d["blocked"] == [b.reason for b in planner.get(addr, ())]
+    # The table says the same.
+    table = run("detect", "--root", root)
+    assert "blocked: eno1 has a link and may become the management network" in table.out
+
+
 def test_detect_table_reads_like_lspci_plus_groups(real_kernel):
     r = run("detect", "--root", real_kernel("off"), env={"INSTALLER_EXT_PCI_IDS": "none"})
     assert r.rc == 0, r.err
