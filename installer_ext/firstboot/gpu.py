@@ -1,12 +1,24 @@
-"""Step 5a: which container device plugins this host can run.
+"""Step `gpu`: which container device plugins this host can run.
 
 The PCI vendor of each host GPU (kept on its host driver by the plan) decides the
 candidate: 10de NVIDIA, 1002 AMD. A candidate is confirmed on the host:
-- NVIDIA: `nvidia-smi` exits 0 within a timeout. Missing, failing or hung (killed with
-  its whole process group at the timeout) is a recorded failure of the NVIDIA plugin,
-  never a reason to pick another vendor;
+- NVIDIA: `nvidia-smi` exits 0 within a timeout: the driver and tools are on the host,
+  and our pinned k8s-device-plugin can serve the GPUs. A stock Harvester node has no
+  NVIDIA driver and no `nvidia-smi` (the vGPU host driver lives inside the
+  nvidia-driver-toolkit addon's container: harvester/docs advanced/addons/
+  nvidiadrivertoolkit.md). What Harvester documents for GPUs in bare-metal containers
+  is the NVIDIA GPU Operator, which brings its own driver container, toolkit and device
+  plugin, with the node label `harvesterhci.io/gpu-baremetal-workloads: "true"` that
+  keeps Harvester's SRIOVGPUDevice management and the nvidia-driver-toolkit off the
+  node (harvester/docs versioned_docs/version-v1.9/rancher/baremetal-workloads.md). So
+  a missing `nvidia-smi` is not a failure to retry: the node gets that label, first
+  boot says once what is missing (deploy the GPU Operator: docs/firstboot.md) and
+  finishes; our own device plugin is not installed (two plugins would register
+  nvidia.com/gpu). An `nvidia-smi` that is there but fails or hangs (killed with its
+  whole process group at the timeout) is a failure: the driver is installed and broken,
+  and never a reason to pick another vendor;
 - AMD: ROOT/sys/class/kfd exists (amdgpu loaded; the ROCm plugin registers nothing
-  without it).
+  without it). amdgpu is in the stock kernel, so a missing kfd is a failure.
 A mixed host gets both; no host GPU, none. The plan's `device_plugins` (what the user
 allowed: devicePlugin auto/nvidia/amd/none) bounds the choice: a vendor it does not
 list is a warning, not an install.
@@ -22,13 +34,13 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
+from installer_ext.firstboot.objects import GPU_BAREMETAL_LABEL
 from installer_ext.host.pci import read_function
+from installer_ext.host.vendors import GPU_PLUGIN_VENDORS
 from installer_ext.host.sysfs import SysRoot
 from installer_ext.plan.model import Plan
 
 log = logging.getLogger(__name__)
-
-VENDORS = {"10de": "nvidia", "1002": "amd"}
 
 
 @dataclass
@@ -47,20 +59,29 @@ class Choice:
     plugins: list[str] = field(default_factory=list)  # confirmed: apply these
     probes: list[Probe] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    operator: list[str] = field(default_factory=list)  # NVIDIA GPUs left to the GPU Operator
+    operator_reason: str = ""
 
     @property
     def failed(self) -> list[Probe]:
         return [p for p in self.probes if not p.ok]
 
     def to_json(self) -> dict[str, Any]:
-        return {"plugins": self.plugins, "probes": [p.to_json() for p in self.probes], "warnings": self.warnings}
+        out: dict[str, Any] = {"plugins": self.plugins, "probes": [p.to_json() for p in self.probes],
+                               "warnings": self.warnings}
+        if self.operator:
+            out["operator"] = {"gpus": self.operator, "reason": self.operator_reason}
+        return out
+
+
+NOT_FOUND = "not found"
 
 
 def run_nvidia_smi(command: str, timeout: float) -> tuple[bool, str]:
     """(ok, reason). Runs in its own session so a hang is killed with its children."""
     path = shutil.which(command) if os.sep not in command else command
     if path is None or not os.path.exists(path):
-        return False, f"{command}: not found (is the NVIDIA driver installed?)"
+        return False, f"{command}: {NOT_FOUND}"
     try:
         proc = subprocess.Popen(
             [path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -95,7 +116,7 @@ def choose(root: str, plan: Plan, nvidia_smi: str, nvidia_smi_timeout: float) ->
     by_plugin: dict[str, list[str]] = {}
     for address in plan.host_gpus:
         fn = read_function(sr, address, want_config=False)
-        plugin = VENDORS.get(fn.vendor_id or "")
+        plugin = GPU_PLUGIN_VENDORS.get(fn.vendor_id or "")
         if plugin is None:
             choice.warnings.append(f"host GPU {address}: vendor {fn.vendor_id or 'unknown'} has no device plugin")
             continue
@@ -109,6 +130,14 @@ def choose(root: str, plan: Plan, nvidia_smi: str, nvidia_smi_timeout: float) ->
             continue
         if plugin == "nvidia":
             ok, reason = run_nvidia_smi(nvidia_smi, nvidia_smi_timeout)
+            if not ok and reason.endswith(NOT_FOUND):
+                choice.operator = list(gpus)
+                choice.operator_reason = (
+                    f"NVIDIA GPUs {', '.join(gpus)} are kept for containers but this node has no NVIDIA driver "
+                    f"({reason}; a stock Harvester node ships none): deploy the NVIDIA GPU Operator (see "
+                    f"docs/firstboot.md); this node is labelled {GPU_BAREMETAL_LABEL}=true for it")
+                log.warning("%s", choice.operator_reason)
+                continue
         else:
             kfd = os.path.join(sr.sys, "class", "kfd")
             ok = os.path.isdir(kfd)

@@ -1,4 +1,4 @@
-"""Steps 2 and 3: Harvester Setting objects and Addons.
+"""Harvester Setting objects (the reconciler writes them for every node's request).
 
 Settings (`harvesterhci.io/v1beta1`, cluster-scoped, `value` at the top level) are
 written with optimistic concurrency: GET; 404 -> create; a different value -> PUT the
@@ -12,8 +12,11 @@ Settings are cluster-wide but every node has its own plan: a node without GPUs p
 Setting that is on. The cluster ends up with the OR of its nodes' plans, whatever order
 they boot in.
 
-Addons are only ever enabled, with a merge patch of `spec.enabled` (a patch of one field
-cannot overwrite anyone else's change); a missing Addon is a warning, not a failure.
+Nothing in Harvester reads `pci-pt-enable` or `gpu-enable` (they come from the
+installer-ext proposal, and Harvester's settings webhook accepts names it has no
+validator for: harvester/harvester pkg/webhook/resources/setting/validator.go
+validateSetting). What makes passthrough work is the pcidevices-controller Addon and
+the PCIDeviceClaims.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 
 from installer_ext.errors import ExtError
-from installer_ext.firstboot.objects import ADDONS, SETTINGS
+from installer_ext.firstboot.objects import SETTINGS
 from installer_ext.kube.client import KubeClient
 from installer_ext.kube.errors import ApiError
 
@@ -29,7 +32,6 @@ log = logging.getLogger(__name__)
 
 CREATED, UPDATED, UNCHANGED, KEPT = "created", "updated", "unchanged", "kept"
 OFF = "false"
-ENABLED, ALREADY_ENABLED, ABSENT = "enabled", "already-enabled", "absent"
 
 
 def ensure_setting(client: KubeClient, name: str, value: str, max_tries: int = 10) -> str:
@@ -66,16 +68,3 @@ def ensure_setting(client: KubeClient, name: str, value: str, max_tries: int = 1
         log.info("setting %s: %r -> %r", name, old, value)
         return UPDATED
     raise ExtError(f"setting {name}: still conflicting after {max_tries} tries")
-
-
-def ensure_addon(client: KubeClient, name: str, namespace: str) -> str:
-    current = client.get(ADDONS, name, namespace)
-    if current is None:
-        log.warning("addon %s/%s not found: not installed on this Harvester, left alone", namespace, name)
-        return ABSENT
-    if (current.get("spec") or {}).get("enabled") is True:
-        log.info("addon %s/%s: already enabled", namespace, name)
-        return ALREADY_ENABLED
-    client.merge_patch(ADDONS, name, {"spec": {"enabled": True}}, namespace)
-    log.info("addon %s/%s: enabled", namespace, name)
-    return ENABLED

@@ -88,3 +88,16 @@ def make_pki(directory: str, ca_name: str = "rke2-server-ca") -> Pki:
     server_cert, server_key = _leaf("server", "/CN=kube-apiserver", "server", ca, ca_key, directory)
     client_cert, client_key = _leaf("client", "/O=system:masters/CN=system:admin", "client", ca, ca_key, directory)
     return Pki(directory, ca, ca_key, server_cert, server_key, client_cert, client_key)
+
+
+def node_client_cert(pki: Pki, node: str) -> tuple[str, str]:
+    """A kubelet client certificate for `node`, as RKE2's supervisor signs it for an
+    agent (k3s-io/k3s pkg/agent/config/config.go getNodeNamedHostFile ->
+    client-kubelet.crt/.key): CN=system:node:<node>, O=system:nodes, the identity the
+    node authorizer recognises (kubernetes pkg/auth/nodeidentifier NodeIdentity).
+    Made once per node name and PKI, then reused."""
+    stem = f"kubelet-{node}"
+    crt, key = os.path.join(pki.dir, f"{stem}.crt"), os.path.join(pki.dir, f"{stem}.key")
+    if not (os.path.exists(crt) and os.path.exists(key)):
+        _leaf(stem, f"/O=system:nodes/CN=system:node:{node}", "client", pki.ca_cert, pki.ca_key, pki.dir)
+    return crt, key

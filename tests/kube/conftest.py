@@ -17,7 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # Every wait in milliseconds: the tests exercise the logic, not the clock.
 FAST = ["--poll-interval", "0.005", "--poll-max", "0.02", "--deadline", "5", "--claims-wait", "3",
-        "--allocatable-wait", "3", "--request-timeout", "3", "--nvidia-smi-timeout", "2"]
+        "--addon-wait", "3", "--cluster-wait", "10", "--allocatable-wait", "3", "--request-timeout", "3",
+        "--nvidia-smi-timeout", "2"]
 
 
 @pytest.fixture(scope="session")
@@ -58,22 +59,24 @@ def fake_tool(path: str, body: str) -> str:
     return path
 
 
-def argv(host: Host, kubeconfig: str, *extra: str, nvidia_smi: str | None = None) -> list[str]:
-    out = ["--root", host.root, "--kubeconfig", kubeconfig, *FAST]
+def argv(host: Host, kubeconfig: str, *extra: str, nvidia_smi: str | None = None, role: str = "server") -> list[str]:
+    """A first boot on `host` with the admin `kubeconfig` (a server node, unless `role`
+    says otherwise) and every wait in milliseconds."""
+    out = ["--root", host.root, "--kubeconfig", kubeconfig, "--role", role, *FAST]
     if nvidia_smi:
         out += ["--nvidia-smi", nvidia_smi]
     return out + list(extra)
 
 
 def run_inprocess(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from installer_ext.firstboot.__main__ import main
+    from installer_ext.cli import main
 
-    rc = main(args)
+    rc = main(["firstboot", *args])
     return rc, capsys.readouterr().err
 
 
 def start_subprocess(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "installer_ext.firstboot", *args],
+        [sys.executable, "-m", "installer_ext", "firstboot", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

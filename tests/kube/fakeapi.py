@@ -19,8 +19,30 @@ label) depend on it:
   change nothing do not bump the resourceVersion;
 - errors are Status bodies (kind Status, status Failure, reason, code, details);
 - namespaced writes need the namespace to exist; ownerReferences need a uid;
-- the pcidevices webhook: a PCIDeviceClaim is admitted only when the PCIDevice of the
-  same name exists and has an IOMMU group.
+- DELETE of an object with finalizers only sets `deletionTimestamp`; it goes once the
+  finalizers are gone (k8s.io/apiserver pkg/registry/generic/registry/store.go Delete /
+  updateForGracefulDeletionAndFinalizers), which is how wrangler's OnRemove handlers
+  (the pcidevices controller's claim OnRemove) run before a claim disappears;
+- identities from the client certificate (CN = user, O = groups, as kube-apiserver's
+  x509 authenticator reads them) or the bearer token (system:masters). Everyone
+  authenticated may read discovery. A kubelet identity (`system:node:<name>` in
+  `system:nodes`) gets what the node authorizer and the NodeRestriction admission
+  plugin give it and nothing more: get its own Node only, patch/update its own Node
+  only, no labels in the kubernetes.io / k8s.io namespaces outside the kubelet's own,
+  no taint changes, read RuntimeClasses; every other request is 403 with
+  kube-apiserver's message (authorizer.go / admission.go / responsewriters errors.go,
+  cited where they are reproduced);
+- the webhooks first boot meets (when `webhooks` is on):
+  - pcidevices (harvester/pcidevices pkg/webhook/pcideviceclaim.go Create, registered
+    as "pcidevices.harvesterhci.io" with failurePolicy Ignore in pkg/webhook/server.go):
+    a PCIDeviceClaim needs the PCIDevice of the same name, with an IOMMU group; the
+    webhook's plain errors come back as 500 InternalError (harvester pkg/webhook/types/
+    admission.go admit); while no controller pod serves the webhook
+    (`pcidevices_webhook_up` False) claims are admitted unchecked (Ignore);
+  - Harvester's addon validator ("validator.harvesterhci.io", harvester/harvester
+    pkg/webhook/resources/addon/validator.go validateUpdatedAddon): no update while the
+    Addon's InProgress condition is True (400), the chart cannot change (400);
+    Create refuses a second Addon of the same chart (409).
 
 Tests steer it: `put`/`mutate` change objects as another client would (a concurrent
 writer), `rules` inject faults (status codes, delays, dropped connections, callbacks
@@ -81,7 +103,28 @@ DEFAULT_TYPES = (
     ResType("harvesterhci.io", "v1beta1", "addons", "Addon", True),
     ResType("devices.harvesterhci.io", "v1beta1", "pcidevices", "PCIDevice", False),
     ResType("devices.harvesterhci.io", "v1beta1", "pcideviceclaims", "PCIDeviceClaim", False),
+    ResType("devices.harvesterhci.io", "v1beta1", "sriovnetworkdevices", "SRIOVNetworkDevice", False),
 )
+
+ADMIN_GROUP = "system:masters"
+NODES_GROUP = "system:nodes"
+NODE_USER_PREFIX = "system:node:"
+PCIDEVICES_WEBHOOK = "pcidevices.harvesterhci.io"
+HARVESTER_WEBHOOK = "validator.harvesterhci.io"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def node(self) -> str | None:
+        """The node name of a kubelet identity (kubernetes pkg/auth/nodeidentifier
+        default.go NodeIdentity: user `system:node:<name>` in group `system:nodes`)."""
+        if NODES_GROUP in self.groups and self.name.startswith(NODE_USER_PREFIX):
+            return self.name[len(NODE_USER_PREFIX):] or None
+        return None
 
 
 class ApiFailure(Exception):
@@ -116,6 +159,7 @@ class Request:
     agent: str
     body: bytes
     status: int = 0
+    user: str = ""
 
 
 @dataclass
@@ -269,9 +313,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return
                 if rule.status:
                     raise ApiFailure(rule.status, rule.reason, rule.message)
-            if not api.authenticated(self.connection, self.headers.get("Authorization")):
+            user = api.identify(self.connection, self.headers.get("Authorization"))
+            if user is None:
                 raise ApiFailure(401, "Unauthorized", "Unauthorized")
-            code, out, ctype = api.dispatch(req)
+            req.user = user.name
+            code, out, ctype = api.dispatch(req, user)
         except ApiFailure as exc:
             code, out, ctype = exc.code, status_body(exc.code, exc.reason, exc.message, exc.details), "application/json"
         req.status = code
@@ -329,6 +375,7 @@ class FakeApiServer:
         self.rules: list[Rule] = []
         self.observers: list[Callable[[FakeApiServer, Request], None]] = []
         self.webhooks = True
+        self.pcidevices_webhook_up = True
         self.tls_failures: list[str] = []
         self._refuse = 0
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -438,10 +485,26 @@ class FakeApiServer:
             return [r for r in self.log if (method is None or r.method == method) and re.search(path, r.path)
                     and agent in r.agent]
 
-    def authenticated(self, conn: ssl.SSLSocket, authorization: str | None) -> bool:
-        if conn.getpeercert():
-            return True
-        return bool(self.token) and authorization == f"Bearer {self.token}"
+    def identify(self, conn: ssl.SSLSocket, authorization: str | None) -> User | None:
+        """The user of a request: the verified client certificate's CN and O (as
+        kube-apiserver's x509 request authenticator maps them), or the bearer token."""
+        cert = conn.getpeercert()
+        if cert:
+            cn, groups = "", []
+            for rdn in cert.get("subject", ()):
+                for key, value in rdn:
+                    if key == "commonName":
+                        cn = value
+                    elif key == "organizationName":
+                        groups.append(value)
+            return User(cn, tuple(groups))
+        if self.token and authorization == f"Bearer {self.token}":
+            return User("token-admin", (ADMIN_GROUP,))
+        return None
+
+    def requests_by(self, user: str) -> list[Request]:
+        with self.lock:
+            return [r for r in self.log if r.user == user]
 
     def rtype(self, plural_or_qualified: str) -> ResType:
         for t in self.types.values():
@@ -489,10 +552,18 @@ class FakeApiServer:
             self._stamp(obj, self.objects[key], "other-writer")
             self.objects[key] = obj
             self.writes[key] = self.writes.get(key, 0) + 1
+            self._finalize(t, key, obj)
             return copy.deepcopy(obj)
 
+    def delete(self, plural: str, name: str, namespace: str = "") -> None:
+        """Delete as a client would (finalizers honoured)."""
+        t = self.rtype(plural)
+        with self.lock:
+            self._delete(t, (t.group, t.plural, namespace, name))
+
     # -- dispatch ------------------------------------------------------------------------
-    def dispatch(self, req: Request) -> tuple[int, Any, str]:
+    def dispatch(self, req: Request, user: User | None = None) -> tuple[int, Any, str]:
+        user = user or User("system:admin", (ADMIN_GROUP,))
         segs = [s for s in req.path.split("/") if s]
         if req.path in ("/readyz", "/livez", "/healthz"):
             return 200, b"ok", "text/plain"
@@ -521,10 +592,11 @@ class FakeApiServer:
         if t is None or len(rest) > 2 or (t.namespaced and not namespace and len(rest) == 2):
             raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) == 2 else None
+        self._authorize(user, req, t, namespace, name)
         with self.lock:
-            return self._operate(req, t, namespace, name)
+            return self._operate(req, t, namespace, name, user)
 
-    def _operate(self, req: Request, t: ResType, ns: str, name: str | None) -> tuple[int, Any, str]:
+    def _operate(self, req: Request, t: ResType, ns: str, name: str | None, user: User) -> tuple[int, Any, str]:
         j = "application/json"
         if name is None:
             if req.method == "GET":
@@ -536,18 +608,14 @@ class FakeApiServer:
         if req.method == "GET":
             return 200, copy.deepcopy(self._must(t, key)), j
         if req.method == "PUT":
-            return 200, self._update(t, key, self._body(req), req), j
+            return 200, self._update(t, key, self._body(req), req, user), j
         if req.method == "DELETE":
-            self._must(t, key)
-            del self.objects[key]
-            self.owners.pop(key, None)
-            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": {"name": name, "group": t.group, "kind": t.plural}}, j
+            return self._delete(t, key)
         if req.method == "PATCH":
             if req.content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-                return 200, self._patch(t, key, self._body(req), req), j
+                return 200, self._patch(t, key, self._body(req), req, user), j
             if req.content_type == "application/apply-patch+yaml":
-                return self._apply(t, key, req)
+                return self._apply(t, key, req, user)
             raise ApiFailure(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                              "accepted media types include: application/merge-patch+json, "
                              "application/strategic-merge-patch+json, application/apply-patch+yaml")
@@ -685,15 +753,121 @@ class FakeApiServer:
                                      f"metadata.ownerReferences[{i}].{f}: Invalid value: \"\": must not be empty")
 
     def _admit(self, t: ResType, obj: dict[str, Any]) -> None:
-        if self.webhooks and t.plural == "pcideviceclaims":
+        """Validating webhooks on create."""
+        if not self.webhooks:
+            return
+        if t.plural == "pcideviceclaims" and self.pcidevices_webhook_up:
+            # harvester/pcidevices pkg/webhook/pcideviceclaim.go Create: deviceCache.Get
+            # of the claim's own name, then the IOMMU group; both plain errors, which the
+            # webhook framework answers as InternalError (500).
             name = obj["metadata"]["name"]
             dev = self.objects.get(("devices.harvesterhci.io", "pcidevices", "", name))
             if dev is None:
-                raise ApiFailure(400, "BadRequest", f'admission webhook "validator.harvesterhci.io" denied the '
-                                 f'request: pcidevices.devices.harvesterhci.io "{name}" not found')
+                raise _denied(PCIDEVICES_WEBHOOK, 500, "InternalError",
+                              f'pcidevices.devices.harvesterhci.io "{name}" not found')
             if not (dev.get("status") or {}).get("iommuGroup"):
-                raise ApiFailure(400, "BadRequest", f'admission webhook "validator.harvesterhci.io" denied the '
-                                 f"request: pcidevice {name} has no iommuGroup available")
+                raise _denied(PCIDEVICES_WEBHOOK, 500, "InternalError", f"pcidevice {name} has no iommuGroup available")
+        if t.plural == "addons":
+            # harvester/harvester pkg/webhook/resources/addon/validator.go validateNewAddon
+            chart = (obj.get("spec") or {}).get("chart")
+            for (g, p, _, _), other in self.objects.items():
+                if (g, p) == (t.group, t.plural) and (other.get("spec") or {}).get("chart") == chart:
+                    raise _denied(HARVESTER_WEBHOOK, 409, "Conflict",
+                                  f'addon with Chart "{chart}" has been created, cannot create a new one')
+
+    def _admit_update(self, t: ResType, old: dict[str, Any], new: dict[str, Any], user: User) -> None:
+        """Validating webhooks and admission plugins on update."""
+        if user.node is not None and t.plural == "nodes":
+            self._node_restriction(user, old, new)
+        if not self.webhooks or t.plural != "addons":
+            return
+        # harvester/harvester pkg/webhook/resources/addon/validator.go validateUpdatedAddon
+        if (new.get("spec") or {}).get("chart") != (old.get("spec") or {}).get("chart"):
+            raise _denied(HARVESTER_WEBHOOK, 400, "BadRequest", "chart field cannot be changed.")
+        for c in (old.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "InProgress" and c.get("status") == "True":
+                raise _denied(HARVESTER_WEBHOOK, 400, "BadRequest", "cannot perform operation, as an existing "
+                              f"operation is in progress on addon {old['metadata']['name']}")
+
+    # -- authorization ---------------------------------------------------------------------
+    _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+    def _authorize(self, user: User, req: Request, t: ResType, ns: str, name: str | None) -> None:
+        node = user.node
+        if ADMIN_GROUP in user.groups or node is None:
+            return
+        verb = self._VERBS.get(req.method, req.method.lower())
+        if verb == "get" and name is None:
+            verb = "list"
+        reason = ""
+        if (t.group, t.plural) == ("", "nodes"):
+            # kubernetes plugin/pkg/auth/authorizer/node/node_authorizer.go authorizeNode
+            # (AuthorizeNodeWithSelectors, on by default since v1.32): create/update/patch
+            # go to NodeRestriction; get/list/watch only of its own name.
+            if verb in ("create", "update", "patch"):
+                return
+            if verb in ("get", "list") and name == node:
+                return
+            if verb in ("get", "list"):
+                reason = (f"node '{node}' cannot read all nodes, only its own Node object" if name is None else
+                          f"node '{node}' cannot read '{name}', only its own Node object")
+        elif (t.group, t.plural) == ("node.k8s.io", "runtimeclasses") and verb in ("get", "list"):
+            return  # bootstrappolicy NodeRules: runtimeclasses get/list/watch
+        # Nothing else is in the node rules, and RBAC binds nothing to system:nodes:
+        # kube-apiserver's forbidden answer (apiserver pkg/endpoints/handlers/
+        # responsewriters/errors.go forbiddenMessage, apierrors.NewForbidden).
+        where = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+        msg = f'User "{user.name}" cannot {verb} resource "{t.plural}" in API group "{t.group}" {where}'
+        if reason:
+            msg += f": {reason}"
+        subject = f'{t.qualified} "{name}"' if name else t.qualified
+        raise ApiFailure(403, "Forbidden", f"{subject} is forbidden: {msg}",
+                         {"name": name or "", "group": t.group, "kind": t.plural})
+
+    def _node_restriction(self, user: User, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """kubernetes plugin/pkg/admission/noderestriction/admission.go admitNode for an
+        update: only its own Node, taints unchanged, no forbidden labels changed
+        (getForbiddenLabels: node-restriction.kubernetes.io, and kubernetes.io / k8s.io
+        labels the kubelet does not own)."""
+        node, name = user.node, old["metadata"]["name"]
+
+        def forbidden(message: str) -> ApiFailure:
+            return ApiFailure(403, "Forbidden", f'nodes "{name}" is forbidden: {message}',
+                              {"name": name, "kind": "nodes"})
+
+        if name != node:
+            raise forbidden(f'node "{node}" is not allowed to modify node "{name}"')
+        if (new.get("spec") or {}).get("taints") != (old.get("spec") or {}).get("taints"):
+            raise forbidden(f'node "{node}" is not allowed to modify taints')
+        before = old["metadata"].get("labels") or {}
+        after = new["metadata"].get("labels") or {}
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        bad = sorted(k for k in changed if _forbidden_node_label(k))
+        if bad:
+            raise forbidden(f"is not allowed to modify labels: {', '.join(bad)}")
+
+    # -- deletion ----------------------------------------------------------------------------
+    def _delete(self, t: ResType, key: tuple[str, str, str, str]) -> tuple[int, Any, str]:
+        obj = self._must(t, key)
+        if obj["metadata"].get("finalizers"):
+            if not obj["metadata"].get("deletionTimestamp"):
+                new = copy.deepcopy(obj)
+                new["metadata"]["deletionTimestamp"] = _now()
+                self._stamp(new, obj, "apiserver")
+                self._store(t, key, new)
+            return 200, copy.deepcopy(self.objects[key]), "application/json"
+        del self.objects[key]
+        self.owners.pop(key, None)
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": key[3], "group": t.group, "kind": t.plural}}, "application/json"
+
+    def _finalize(self, t: ResType, key: tuple[str, str, str, str], out: dict[str, Any]) -> dict[str, Any]:
+        """An object being deleted goes once its last finalizer is removed."""
+        obj = self.objects.get(key)
+        if obj is not None and obj["metadata"].get("deletionTimestamp") and not obj["metadata"].get("finalizers"):
+            del self.objects[key]
+            self.owners.pop(key, None)
+        return out
 
     def _stamp(self, new: dict[str, Any], old: dict[str, Any] | None, manager: str, op: str = "Update") -> None:
         meta = new.setdefault("metadata", {})
@@ -759,9 +933,11 @@ class FakeApiServer:
         self._record_update_owner(key, old, new, manager)
         return self._store(t, key, new)
 
-    def _update(self, t: ResType, key: tuple[str, str, str, str], body: dict[str, Any], req: Request) -> dict[str, Any]:
+    def _update(self, t: ResType, key: tuple[str, str, str, str], body: dict[str, Any], req: Request,
+                user: User) -> dict[str, Any]:
         self._check_identity(t, key[2], body, key[3])
         old = self._must(t, key)
+        self._admit_update(t, old, body, user)
         rv = body["metadata"].get("resourceVersion")
         if not rv:
             raise ApiFailure(422, "Invalid", f'{t.kind} "{key[3]}" is invalid: metadata.resourceVersion: Invalid '
@@ -769,23 +945,25 @@ class FakeApiServer:
         if rv != old["metadata"]["resourceVersion"]:
             raise self._conflict(t, key[3])
         body["metadata"]["managedFields"] = old["metadata"].get("managedFields", [])
-        return self._write_existing(t, key, old, body, self._manager(req))
+        return self._finalize(t, key, self._write_existing(t, key, old, body, self._manager(req)))
 
     def _conflict(self, t: ResType, name: str) -> ApiFailure:
         return ApiFailure(409, "Conflict", f'Operation cannot be fulfilled on {t.qualified} "{name}": the object '
                           f"has been modified; please apply your changes to the latest version and try again",
                           {"name": name, "group": t.group, "kind": t.plural})
 
-    def _patch(self, t: ResType, key: tuple[str, str, str, str], patch: dict[str, Any], req: Request) -> dict[str, Any]:
+    def _patch(self, t: ResType, key: tuple[str, str, str, str], patch: dict[str, Any], req: Request,
+               user: User) -> dict[str, Any]:
         old = self._must(t, key)
         want_rv = (patch.get("metadata") or {}).get("resourceVersion")
         if want_rv and want_rv != old["metadata"]["resourceVersion"]:
             raise self._conflict(t, key[3])
         new = merge_patch(old, patch)
         self._check_identity(t, key[2], new, key[3])
-        return self._write_existing(t, key, old, new, self._manager(req))
+        self._admit_update(t, old, new, user)
+        return self._finalize(t, key, self._write_existing(t, key, old, new, self._manager(req)))
 
-    def _apply(self, t: ResType, key: tuple[str, str, str, str], req: Request) -> tuple[int, Any, str]:
+    def _apply(self, t: ResType, key: tuple[str, str, str, str], req: Request, user: User) -> tuple[int, Any, str]:
         manager = req.query.get("fieldManager")
         if not manager:
             raise ApiFailure(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required '
@@ -801,6 +979,8 @@ class FakeApiServer:
         leaves = {p: v for p, v in _leaves(cfg).items() if p not in _IGNORED_APPLY_PATHS}
         old = self.objects.get(key)
         owners = self.owners.setdefault(key, {})
+        if old is not None:
+            self._admit_update(t, old, _deep_merge(old, cfg), user)
         if old is None:
             self._admit(t, cfg)
             new = copy.deepcopy(cfg)
@@ -863,3 +1043,33 @@ def _selects(selector: str, obj: dict[str, Any]) -> bool:
         elif term not in labels:
             return False
     return True
+
+
+def _denied(webhook: str, code: int, reason: str, message: str) -> ApiFailure:
+    """A webhook's refusal as kube-apiserver returns it (apiserver pkg/admission/plugin/
+    webhook/errors/statuserror.go ToStatusErr: the webhook's code and reason, the message
+    prefixed with the webhook's name)."""
+    return ApiFailure(code, reason, f'admission webhook "{webhook}" denied the request: {message}')
+
+
+# kubernetes staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go (kubeletLabels,
+# kubeletLabelNamespaces): the kubernetes.io labels a kubelet may set on its Node.
+_KUBELET_LABELS = {
+    "kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type", "kubernetes.io/os",
+    "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch",
+}
+_KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+
+
+def _forbidden_node_label(key: str) -> bool:
+    ns = key.split("/", 1)[0] if "/" in key else ""
+    if ns == "node-restriction.kubernetes.io" or ns.endswith(".node-restriction.kubernetes.io"):
+        return True
+    kube = ns in ("kubernetes.io", "k8s.io") or ns.endswith(".kubernetes.io") or ns.endswith(".k8s.io")
+    if not kube:
+        return False
+    if key in _KUBELET_LABELS:
+        return False
+    return not any(ns == n or ns.endswith("." + n) for n in _KUBELET_LABEL_NAMESPACES)

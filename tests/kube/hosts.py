@@ -92,6 +92,14 @@ class Host:
         with open(os.path.join(self.state_dir, "steps", f"{step}.json")) as f:
             return json.load(f)
 
+    def cluster(self) -> dict:
+        """What the reconciler did for this node (the cluster step's details)."""
+        return self.state("cluster")["result"]["details"]
+
+    def status(self) -> dict:
+        with open(os.path.join(self.state_dir, "status.json")) as f:
+            return json.load(f)
+
     def done(self) -> dict | None:
         try:
             with open(os.path.join(self.state_dir, "done")) as f:
@@ -128,6 +136,17 @@ def bind_status(bound: list[Fn], extra: list[dict] | None = None, skipped: str |
             "devices": [] if skipped else devices + (extra or []), "sriov": []}
 
 
+def record_previous_drivers(root: str, fns: list[Fn], driver: str | None) -> None:
+    """The binder's persistent record of the drivers the devices had before it bound
+    them (installer_ext.boot.record.Record, as `bind` writes it)."""
+    from installer_ext.boot.record import Record
+
+    rec = Record(root)
+    for f in fns:
+        rec.remember(f.address, f.vendor, f.device, driver, None)
+    rec.save()
+
+
 def make_host(root: str, node: str, bound: list[Fn], host_gpus: list[Fn] = (), *, kfd: bool = False,
               status: dict | None | str = "auto", plan: Plan | None = None, hostname_file: bool = True) -> Host:
     host_gpus = list(host_gpus)
@@ -138,6 +157,7 @@ def make_host(root: str, node: str, bound: list[Fn], host_gpus: list[Fn] = (), *
         json.dump(plan.to_json(), f, indent=2)
     if status == "auto":
         status = bind_status(bound)
+        record_previous_drivers(root, bound, "nvidia")
     if status is not None:
         p = paths.under(root, paths.BIND_STATUS_FILE)
         os.makedirs(os.path.dirname(p), exist_ok=True)

@@ -2,9 +2,11 @@
 
 - `seed_harvester`: what a freshly deployed Harvester has (the pcidevices-controller
   Addon, disabled) and the kubelet-registered Node objects;
-- `FakePciController`: once the Addon is enabled, lists every node's PCI functions as
-  PCIDevice objects (named as harvester/pcidevices names them), optionally only after
-  some LIST requests (they "appear later");
+- `FakePciController`: the inventory view of the pcidevices controller (no kernel): once
+  the Addon is enabled, lists every node's PCI functions as PCIDevice objects (named and
+  annotated as harvester/pcidevices does), optionally only after some LIST requests
+  (they "appear later"). tests/kube/controller.py has the whole controller on a
+  simulated kernel, for the tests of its behaviours;
 - `FakeKubelet`: once a node carries a device plugin's label and that plugin's
   DaemonSet exists, the node's allocatable shows the GPUs after a few more GETs.
 Both react in the request thread before the reply goes out, so the tests are
@@ -64,10 +66,13 @@ class FakePciController:
 
 
 def pcidevice(node: str, fn: Fn) -> dict[str, Any]:
+    """A PCIDevice as harvester/pcidevices creates it (v1beta1.NewPCIDeviceForHostname:
+    label nodename, the driver in use recorded in harvesterhci.io/pcideviceDriver)."""
     return {
         "apiVersion": "devices.harvesterhci.io/v1beta1",
         "kind": "PCIDevice",
-        "metadata": {"name": pcidevice_name(node, fn.address), "labels": {"nodename": node}},
+        "metadata": {"name": pcidevice_name(node, fn.address), "labels": {"nodename": node},
+                     "annotations": {"harvesterhci.io/pcideviceDriver": fn.driver or ""}},
         "status": {"address": fn.address, "vendorId": fn.vendor, "deviceId": fn.device, "classId": fn.cls[:4],
                    "iommuGroup": str(fn.group), "nodeName": node, "resourceName": f"vendor.com/{fn.device}",
                    "description": "fake", "kernelDriverInUse": fn.driver or ""},

@@ -78,7 +78,8 @@ def test_eight_nodes_at_once(api: FakeApiServer, kubeconfig: str, tmp_path) -> N
         assert all(c["metadata"]["name"].startswith(h.node + "-") for c in claims if c["spec"]["nodeName"] == h.node)
         labels = api.get("nodes", h.node)["metadata"]["labels"]
         want = {f"installer-ext.harvesterhci.io/gpu-plugin-{p}" for p in h.done()["plugins"]}
-        assert {k for k in labels if k.startswith("installer-ext")} == want
+        assert {k for k in labels if k.startswith("installer-ext") and not k.endswith("/first-boot")} == want
+        assert labels["installer-ext.harvesterhci.io/first-boot"] == "done"
         assert labels["kubernetes.io/hostname"] == h.node
         assert sorted(h.done()["allocatable"]) == sorted({"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}[p]
                                                          for p in h.done()["plugins"])

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from installer_ext.errors import BadInput
-from installer_ext.firstboot import command
+from installer_ext.commands import firstboot as command
 from installer_ext.firstboot.inputs import node_name
 
 

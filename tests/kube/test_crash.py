@@ -1,7 +1,7 @@
 """kill -9 at every point of a first boot, then a rerun: the same objects, no duplicates.
 
 A reference run counts the API requests of a full first boot. Then, for each request k,
-a fresh cluster and host, `python -m installer_ext.firstboot` as a real process, killed
+a fresh cluster and host, `python -m installer_ext firstboot` as a real process, killed
 with SIGKILL by the fake server when request k arrives: after the server stored the
 write and before it replies (the hardest case: the write landed, the process never
 learnt it), or before the server processes it. The rerun must end with exit 0 and the
@@ -38,6 +38,8 @@ def scenario(api: FakeApiServer, tmp_path) -> list[str]:
 def cluster_state(api: FakeApiServer) -> dict[str, Any]:
     devices = {d["metadata"]["name"]: d["metadata"]["uid"] for d in api.list("pcidevices")}
     claims = {}
+    drivers = {d["metadata"]["name"]: d["metadata"]["annotations"]["harvesterhci.io/pcideviceDriver"]
+               for d in api.list("pcidevices")}
     for c in api.list("pcideviceclaims"):
         (owner,) = c["metadata"]["ownerReferences"]
         assert owner["uid"] == devices[owner["name"]] and owner["name"] == c["metadata"]["name"]
@@ -45,6 +47,7 @@ def cluster_state(api: FakeApiServer) -> dict[str, Any]:
     node = api.get("nodes", "node1")
     return {
         "settings": {s["metadata"]["name"]: s["value"] for s in api.list("settings")},
+        "drivers": drivers,
         "addon": api.get("addons", "pcidevices-controller", "harvester-system")["spec"]["enabled"],
         "claims": claims,
         "daemonsets": {d["metadata"]["name"]: d["spec"] for d in api.list("daemonsets")},
@@ -57,6 +60,7 @@ def cluster_state(api: FakeApiServer) -> dict[str, Any]:
             "runtimeclass": api.write_count("runtimeclasses", "nvidia"),
             "addon": api.write_count("addons", "pcidevices-controller", "harvester-system"),
             "node": api.write_count("nodes", "node1"),
+            "pcidevices": sorted(api.write_count("pcidevices", n) for n in devices),
         },
     }
 
@@ -67,9 +71,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> tuple[dict[
     tmp = tmp_path_factory.mktemp("reference")
     with FakeApiServer(pki) as api:
         args = scenario(api, tmp)
-        from installer_ext.firstboot.__main__ import main
+        from installer_ext.cli import main
 
-        assert main(args + ["--quiet"]) == 0
+        assert main(["firstboot", *args, "--quiet"]) == 0
         mine = [f"{r.method} {r.path}" for r in api.log if "firstboot" in r.agent]
         return cluster_state(api), mine
 
@@ -103,15 +107,19 @@ def killed_then_rerun(pki: Pki, tmp_path, k: int, when: str, capsys) -> tuple[di
 def test_reference_run_is_what_the_crash_runs_compare_to(reference) -> None:
     state, requests = reference
     assert len(state["claims"]) == 3 and state["settings"] == {"gpu-enable": "true", "pci-pt-enable": "true"}
+    # node: registered, the request published, the answer written, the GPU in allocatable
     assert state["writes"] == {"settings": [1, 1], "claims": [1, 1, 1], "daemonset": 1, "runtimeclass": 1,
-                               "addon": 2, "node": 3}
+                               "addon": 2, "node": 4, "pcidevices": [1, 2, 2, 2]}
+    # the give-back driver is what the binder recorded, not the vfio-pci the controller saw
+    assert set(state["drivers"].values()) == {"nvidia"}
     assert requests[0] == "GET /apis/harvesterhci.io/v1beta1" and 15 <= len(requests) <= 25, requests
 
 
 def test_kill_after_each_write_landed_then_rerun(reference, pki: Pki, tmp_path_factory, capsys) -> None:
     state, requests = reference
     writes = [k for k, r in enumerate(requests, 1) if not r.startswith("GET ")]
-    assert len(writes) == 9  # 2 settings, addon, 3 claims, RuntimeClass, DaemonSet, node label
+    # 2 settings, addon, 3 give-back drivers, 3 claims, RuntimeClass, DaemonSet, the request, the answer
+    assert len(writes) == 13
     for k in writes:
         got, at = killed_then_rerun(pki, tmp_path_factory.mktemp(f"after{k}"), k, "after", capsys)
         assert got == state, f"kill -9 after request {k} ({at}) then rerun: cluster differs"

@@ -54,7 +54,12 @@ def test_nvidia_host_end_to_end(api: FakeApiServer, kubeconfig: str, tmp_path, c
     assert all(r.query == {"fieldManager": "installer-ext", "force": "true"} for r in applies)
 
     node = api.get("nodes", "node1")
-    assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "node1", plugin_label("nvidia"): "true"}
+    assert node["metadata"]["labels"] == {"kubernetes.io/hostname": "node1", plugin_label("nvidia"): "true",
+                                          "installer-ext.harvesterhci.io/first-boot": "done"}
+    request = json.loads(node["metadata"]["annotations"]["installer-ext.harvesterhci.io/request"])
+    assert [d["address"] for d in request["devices"]] == [f.address for f in host.bound]
+    answer = json.loads(node["metadata"]["annotations"]["installer-ext.harvesterhci.io/result"])
+    assert (answer["request"], answer["state"], answer["by"]) == (request["digest"], "done", "node1")
     done = host.done()
     assert done["allocatable"] == {"nvidia.com/gpu": 1} and done["plugins"] == ["nvidia"]
     assert done["claims"] == ["node1-000040000", "node1-000040001"] and done["failed"] == []
@@ -95,7 +100,7 @@ def test_amd_without_kfd_is_a_recorded_failure(api: FakeApiServer, kubeconfig: s
     assert "kfd missing (amdgpu not loaded)" in err
     assert api.list("daemonsets") == [] and host.done() is None
     assert len(api.list("pcideviceclaims")) == 1  # the other steps still did their work
-    assert host.state("claims")["status"] == "done"
+    assert host.state("cluster")["status"] == "done"
 
 
 def test_mixed_host_gets_both_plugins(api: FakeApiServer, kubeconfig: str, tmp_path, capsys, nvidia_smi_ok) -> None:
@@ -118,7 +123,8 @@ def test_no_host_gpu_no_plugin(api: FakeApiServer, kubeconfig: str, tmp_path, ca
     assert api.list("daemonsets") == [] and api.list("runtimeclasses") == []
     assert api.get("settings", "gpu-enable")["value"] == "false"
     assert plugin_label("nvidia") not in api.get("nodes", "node1")["metadata"]["labels"]
-    assert host.done()["plugins"] == [] and host.state("label")["status"] == "skipped"
+    assert host.done()["plugins"] == [] and host.state("allocatable")["status"] == "skipped"
+    assert host.state("gpu")["status"] == "skipped"
 
 
 def test_hung_nvidia_smi_is_a_failure_never_an_amd_install(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
@@ -138,8 +144,11 @@ def test_hung_nvidia_smi_is_a_failure_never_an_amd_install(api: FakeApiServer, k
     ok = fake_tool(str(tmp_path / "ok" / "nvidia-smi"), "exit 0\n")
     rc, err = run_inprocess(argv(host, kubeconfig, nvidia_smi=ok), capsys)
     assert rc == 0, err
-    assert "step settings: already done" in err and "step claims: already done" in err
-    assert [r.path for r in api.log[before:] if "settings" in r.path and r.path != "/apis/harvesterhci.io/v1beta1"] == []
+    assert "step gpu: done" in err and "step handover: already done" not in err
+    rerun = api.log[before:]
+    # the new request (now with the plugin) is carried out again: nothing already there is written again
+    assert [r.method for r in rerun if "/settings" in r.path and r.method != "GET"] == []
+    assert [r for r in rerun if r.method == "POST" and r.path.endswith("/pcideviceclaims")] == []
     assert host.done()["plugins"] == ["nvidia"]
 
 
@@ -160,7 +169,7 @@ def test_missing_bind_status_falls_back_to_sysfs(api: FakeApiServer, kubeconfig:
     assert rc == 0, err
     claimed = sorted(c["spec"]["address"] for c in api.list("pcideviceclaims"))
     assert claimed == [fns[0].address, fns[2].address]
-    rec = host.state("claims")["result"]
+    rec = host.state("request")["result"]
     assert rec["source"] == "sysfs"
     assert rec["not_bound"] == [{"address": fns[1].address, "status": "not-bound", "reason": "driver is nouveau"}]
 
@@ -179,7 +188,7 @@ def test_failed_and_skipped_devices_in_the_bind_status_are_not_claimed(api: Fake
     rc, err = run_inprocess(argv(host, kubeconfig), capsys)
     assert rc == 0, err
     assert sorted(c["spec"]["address"] for c in api.list("pcideviceclaims")) == [fns[0].address, fns[2].address]
-    assert host.state("claims")["result"]["not_bound"][0]["reason"].startswith("group 31")
+    assert host.state("request")["result"]["not_bound"][0]["reason"].startswith("group 31")
 
 
 def test_corrupt_bind_status_is_a_warning_and_sysfs_decides(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
@@ -196,20 +205,46 @@ def test_binder_skipped_this_boot_defers_the_claims(api: FakeApiServer, kubeconf
                      status=bind_status([], skipped="installer_ext.skip=1 on the kernel command line"))
     harvester_cluster(api, [host])
     rc, err = run_inprocess(argv(host, kubeconfig), capsys)
-    assert rc == 1 and "the binder skipped this boot (installer_ext.skip=1" in err
+    assert rc == 1 and "first boot step request failed: the binder skipped this boot (installer_ext.skip=1" in err
     assert api.list("pcideviceclaims") == [], "claims would make the controller bind what the user asked to leave"
-    assert api.get("settings", "pci-pt-enable")["value"] == "true"
+    assert "installer-ext.harvesterhci.io/request" not in (api.get("nodes", "node1")["metadata"].get("annotations") or {})
+    assert host.status()["state"] == "failed" and "skipped this boot" in host.status()["message"]
 
 
-def test_missing_addon_is_a_warning(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
+def test_missing_addon_is_waited_for_and_never_recorded_done(api: FakeApiServer, kubeconfig: str, tmp_path,
+                                                                capsys) -> None:
+    """rancherd creates the Addon after the API is up; one that never comes is a
+    failure with its reason, never a step recorded done (it used to be "absent",
+    done, and the claims skipped for good)."""
     host = make_host(str(tmp_path / "root"), "node1", bound(1), [])
     harvester_cluster(api, [host], addon=False)
     api.unserved.add("devices.harvesterhci.io")  # no addon, so no pcidevices CRDs either
+    rc, err = run_inprocess(argv(host, kubeconfig, "--addon-wait", "0.1", "--cluster-wait", "0.3"), capsys)
+    assert rc == 1
+    assert "Addon harvester-system/pcidevices-controller not created yet (rancherd creates it after the API is up)" in err
+    assert "waiting for the Addon harvester-system/pcidevices-controller, attempt 2" in err
+    assert host.state("cluster")["status"] == "failed" and host.done() is None
+    status = host.status()
+    assert status["state"] == "failed" and "not created yet" in status["message"]
+    assert api.list("pcideviceclaims") == []
+
+
+def test_addon_created_late_then_claims(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
+    host = make_host(str(tmp_path / "root"), "node1", bound(2), [])
+    harvester_cluster(api, [host], addon=False)
+    from tests.kube.sim import seed_harvester
+
+    def rancherd(server: FakeApiServer, req) -> None:
+        if len(server.requests("GET", "/addons/pcidevices-controller$")) == 3 and server.get(
+                "addons", "pcidevices-controller", "harvester-system") is None:
+            seed_harvester(server, [], addon=True)
+
+    api.observers.insert(0, rancherd)
     rc, err = run_inprocess(argv(host, kubeconfig), capsys)
     assert rc == 0, err
-    assert "addon harvester-system/pcidevices-controller not found" in err
-    assert host.state("claims")["status"] == "skipped"
-    assert host.state("addons")["result"]["addons"] == {"pcidevices-controller": "absent"}
+    assert err.count("not created yet (rancherd creates it after the API is up)") == 3
+    assert host.cluster()["addons"] == {"pcidevices-controller": "enabled"}
+    assert len(api.list("pcideviceclaims")) == 2
 
 
 def test_pcidevices_appear_later(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
@@ -224,8 +259,9 @@ def test_pcidevices_appear_later(api: FakeApiServer, kubeconfig: str, tmp_path, 
 def test_pcidevices_never_appear_then_a_rerun_finishes(api: FakeApiServer, kubeconfig: str, tmp_path, capsys) -> None:
     host = make_host(str(tmp_path / "root"), "node1", bound(2), [])
     harvester_cluster(api, [host], appear_after_lists=10_000)
-    rc, err = run_inprocess(argv(host, kubeconfig, "--claims-wait", "0.1"), capsys)
-    assert rc == 1 and "no PCIDevice after 0.1s for node1-000040000, node1-000040001" in err
+    rc, err = run_inprocess(argv(host, kubeconfig, "--claims-wait", "0.1", "--cluster-wait", "0.3"), capsys)
+    assert rc == 1
+    assert "still waiting after 0.3s: no PCIDevice with an IOMMU group yet for node1-000040000, node1-000040001" in err
     assert host.done() is None and api.list("pcideviceclaims") == []
     api.webhooks = True
     for fn in host.inventory():
@@ -256,10 +292,10 @@ def test_existing_objects_are_kept_and_converged(api: FakeApiServer, kubeconfig:
     assert rc == 0, err
     setting = api.get("settings", "pci-pt-enable")
     assert (setting["value"], setting["default"], setting["metadata"]["annotations"]) == ("true", "false", {"kept": "yes"})
-    assert host.state("settings")["result"]["settings"]["pci-pt-enable"] == "updated"
+    assert host.cluster()["settings"]["pci-pt-enable"] == "updated"
     assert api.get("pcideviceclaims", mine["metadata"]["name"])["spec"]["userName"] == "admin"  # left alone
     assert api.get("pcideviceclaims", other)["spec"]["nodeName"] == "node9"  # never overwritten
-    res = host.state("claims")["result"]
+    res = host.cluster()["claims"]
     assert (len(res["created"]), res["existing"]) == (1, [mine["metadata"]["name"]])
     assert res["conflicts"] == [f"{other}: claim exists for node9/0000:99:00.0"]
     assert any("claim exists for node9" in w for w in host.done()["warnings"])
@@ -302,12 +338,13 @@ def test_state_records_are_json_with_inputs(api: FakeApiServer, kubeconfig: str,
     host = make_host(str(tmp_path / "root"), "node1", bound(1), [])
     harvester_cluster(api, [host])
     assert run_inprocess(argv(host, kubeconfig), capsys)[0] == 0
-    rec = host.state("claims")
-    assert rec["inputs"] == {"node": "node1", "enabled": True, "skipped": False, "devices": [host.bound[0].address]}
-    assert oct(os.stat(os.path.join(host.state_dir, "steps", "claims.json")).st_mode & 0o777) == "0o600"
+    rec = host.state("cluster")
+    digest = host.state("request")["result"]["digest"]
+    assert rec["inputs"] == {"node": "node1", "request": digest, "identity": "admin"}
+    assert oct(os.stat(os.path.join(host.state_dir, "steps", "cluster.json")).st_mode & 0o777) == "0o600"
     with open(os.path.join(host.state_dir, "done")) as f:
         assert json.load(f)["node"] == "node1"
-    assert sorted(os.listdir(host.state_dir)) == ["done", "lock", "steps"]  # no temp files left
+    assert sorted(os.listdir(host.state_dir)) == ["done", "lock", "status.json", "steps"]  # no temp files left
 
 
 @pytest.mark.parametrize("flag", ["--state-dir", "--plan"])
@@ -337,4 +374,44 @@ def test_a_node_without_gpus_never_turns_gpu_enable_off(api: FakeApiServer, kube
     rc, err = run_inprocess(argv(second, kubeconfig), capsys)
     assert rc == 0, err
     assert api.get("settings", "gpu-enable")["value"] == "true"
-    assert second.state("settings")["result"]["settings"] == {"gpu-enable": "kept", "pci-pt-enable": "unchanged"}
+    assert second.cluster()["settings"] == {"gpu-enable": "kept", "pci-pt-enable": "unchanged"}
+
+
+def test_nvidia_host_gpu_on_a_stock_node_is_left_to_the_gpu_operator(api: FakeApiServer, kubeconfig: str, tmp_path,
+                                                                     capsys) -> None:
+    """A stock Harvester node has no NVIDIA driver and no nvidia-smi: first boot says once
+    what is missing, labels the node for Harvester's bare-metal GPU workloads (the GPU
+    Operator's node) and finishes, instead of failing and restarting for ever."""
+    host = make_host(str(tmp_path / "root"), "node1", bound(1), [NVIDIA_GPU])
+    harvester_cluster(api, [host], gpus={"node1": {"nvidia": 1}})
+    rc, err = run_inprocess(argv(host, kubeconfig, nvidia_smi=str(tmp_path / "no-such-nvidia-smi")), capsys)
+    assert rc == 0, err
+    assert err.count("deploy the NVIDIA GPU Operator") == 1
+    labels = api.get("nodes", "node1")["metadata"]["labels"]
+    assert labels["harvesterhci.io/gpu-baremetal-workloads"] == "true" and plugin_label("nvidia") not in labels
+    assert api.list("daemonsets") == [] and api.list("runtimeclasses") == []  # the Operator brings its own
+    done = host.done()
+    assert done["plugins"] == [] and done["operator"]["gpus"] == ["0000:01:00.0"]
+    assert host.state("allocatable")["status"] == "skipped"
+    assert host.status()["state"] == "done" and any("GPU Operator" in s["reason"] for s in host.status()["steps"])
+
+
+def test_an_agent_that_needs_nothing_does_not_wait_for_the_cluster(api: FakeApiServer, pki, tmp_path, capsys) -> None:
+    """passthrough off on a joined node: its plan only has "false" Settings, which a
+    server's first boot creates anyway; the agent finishes without a request."""
+    from tests.kube.certs import Pki, node_client_cert
+
+    from dataclasses import replace
+
+    plan = replace(make_plan([], []), enabled=False, settings={"pci-pt-enable": "false", "gpu-enable": "false"},
+                   addons={"pcidevices-controller": False}, claims=False)
+    host = make_host(str(tmp_path / "root"), "harv-5", [], [], plan=plan)
+    harvester_cluster(api, [host])
+    crt, key = node_client_cert(pki, "harv-5")
+    kc = api.kubeconfig(str(tmp_path / "kubelet.kubeconfig"), cert_pem=Pki.read(crt), key_pem=Pki.read(key))
+    rc, err = run_inprocess(argv(host, str(tmp_path / "no-rke2.yaml"), "--kubelet-kubeconfig", kc, role="agent"),
+                            capsys)
+    assert rc == 0, err
+    assert "as kubelet" in err and host.state("cluster")["status"] == "skipped"
+    assert "installer-ext.harvesterhci.io/request" not in (api.get("nodes", "harv-5")["metadata"].get("annotations") or {})
+    assert not [r for r in api.requests_by("system:node:harv-5") if r.status == 403]

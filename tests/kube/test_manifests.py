@@ -1,4 +1,5 @@
-"""The device plugin manifests: pinned images, names from DOMAIN.md, our node labels."""
+"""The device plugin manifests: pinned images, names as upstream ships them (docs/design.md,
+"Upstream behaviours the design depends on"), our node labels."""
 
 from __future__ import annotations
 
