@@ -14,20 +14,12 @@ from installer_ext.report import short_address
 from installer_ext.tui import rows as r
 from installer_ext.tui.palette import FOCUS
 from installer_ext.tui.session import Session
+from installer_ext.tui.switches import Switch
 from installer_ext.tui.words import device_words, group_words, row_state
 
 log = logging.getLogger(__name__)
 
 ELLIPSIS = urwid.WrapMode.ELLIPSIS
-
-
-class Switch(urwid.CheckBox):
-    """A check box that leaves Enter to the screen (Enter = next, Space = toggle)."""
-
-    def keypress(self, size, key):
-        if key == "enter":
-            return key
-        return super().keypress(size, key)
 
 
 class CountEdit(urwid.Edit):
@@ -141,13 +133,14 @@ class SriovRow(urwid.WidgetWrap):
         self.edit = CountEdit("", "" if choice is None else str(choice.num_vfs))
         self.check = Switch("VFs to VMs", choice.vfs_to_vfio if choice is not None else True)
         self._hint = urwid.Text("", wrap=ELLIPSIS)
+        self._box = urwid.AttrMap(self.check, "switch", FOCUS["switch"])
         cols = urwid.Columns(
             [
                 (13, urwid.Text("", wrap=ELLIPSIS)),
                 ("pack", urwid.Text("VFs at boot:")),
                 (6, urwid.AttrMap(self.edit, "edit", FOCUS["edit"])),
                 ("pack", urwid.Text(f"of {dev.sriov.total_vfs}")),
-                (14, urwid.AttrMap(self.check, "switch", FOCUS["switch"])),
+                (14, self._box),
                 ("weight", 1, self._hint),
             ],
             dividechars=1,
@@ -160,6 +153,12 @@ class SriovRow(urwid.WidgetWrap):
 
     def _changed(self, *_args) -> None:
         self._on_change(self.entry.dev.address, self.edit.edit_text, self.check.get_state())
+
+    @property
+    def on_box(self) -> bool:
+        """The focus is on the "VFs to VMs" box (else on the count)."""
+        return self._w.focus is self._box
+
 
     def refresh(self, session: Session) -> None:
         if self._rev == session.revision:
@@ -238,14 +237,22 @@ class EntryWalker(urwid.ListWalker):
 
 
 class DeviceList(urwid.ListBox):
-    """Space: select/unselect the function at the focus; Right or +: show the VFs of a
-    physical function; Left or -: fold them."""
+    """Space: select/unselect the function at the focus. On a physical function,
+    Right or + (or a digit) goes to its "VFs at boot" count, showing its VFs;
+    Left or - folds them."""
 
-    def __init__(self, walker: EntryWalker, on_space: Callable[[r.Entry], None], on_fold: Callable[[r.Entry, bool], None]) -> None:
+    def __init__(
+        self,
+        walker: EntryWalker,
+        on_space: Callable[[r.Entry], None],
+        on_fold: Callable[[r.Entry, bool], None],
+        on_vf_count: Callable[[r.Entry], None],
+    ) -> None:
         super().__init__(walker)
         self.walker = walker
         self._on_space = on_space
         self._on_fold = on_fold
+        self._on_vf_count = on_vf_count
         self.top_offset: int | None = None  # put the focus this many rows from the top at the next draw
 
     def render(self, size, focus=False):
@@ -269,6 +276,12 @@ class DeviceList(urwid.ListBox):
             return key
         if key == " ":
             self._on_space(entry)
+            return None
+        pf_row = entry.kind == r.DEVICE and r.is_pf(entry.dev)
+        if pf_row and (key in ("right", "+") or (len(key) == 1 and key.isdigit())):
+            self._on_vf_count(entry)
+            if key.isdigit():  # typed on the function's row: it goes into the count
+                return super().keypress(size, key)
             return None
         if key in ("right", "+") and entry.kind in (r.DEVICE, r.SRIOV, r.VF):
             self._on_fold(entry, True)

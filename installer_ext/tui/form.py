@@ -1,8 +1,11 @@
-"""The main screen: host state, the two switches, the device list with its filter,
-the details of the focused function, the message panel and the key footer.
+"""The main screen: host state, the switches, the device list with its filter, the
+details of what has the focus, the message lines and the key line.
 
 Keys (as in the Harvester installer): arrows move, Space toggles, Enter validates and
-goes on, Esc goes back; `/` filters, PgUp/PgDn/Home/End page, Right/Left fold VFs.
+goes on, Esc goes back; `/` filters, PgUp/PgDn/Home/End page, Tab goes between the
+switches and the list. On a physical function, Right (or a digit) goes to its
+"VFs at boot" count, Left folds its VFs. The details lines and the key line always
+describe what has the focus.
 """
 
 from __future__ import annotations
@@ -12,59 +15,22 @@ from collections.abc import Callable
 
 import urwid
 
+from installer_ext.plan.kernel_args import unsafe_interrupts_needed
 from installer_ext.report import role as role_words
 from installer_ext.report import short_address
+from installer_ext.tui import hints
 from installer_ext.tui import rows as r
-from installer_ext.tui.devicelist import DeviceList, DeviceRow, EntryWalker, GroupHeader, RowLayout, SriovRow, Switch
+from installer_ext.tui.chrome import Footer, title_widget
+from installer_ext.tui.devicelist import DeviceList, DeviceRow, EntryWalker, GroupHeader, RowLayout, SriovRow
 from installer_ext.tui.palette import FOCUS
 from installer_ext.tui.session import Outcome, Session
+from installer_ext.tui.switches import Switch, SwitchBar
 from installer_ext.tui.words import device_words, host_lines, row_state
 
 log = logging.getLogger(__name__)
 
-TITLE = "GPU drivers / PCI passthrough"
-SWITCHES, HEAD, LIST = 1, 2, 3  # positions in the body
-FOOTERS = (
-    "Up/Down move  Space select  Right/Left show/fold VFs  / filter  PgUp/PgDn page  Enter next  Esc back",
-    "Arrows move  Space select  Right VFs  / filter  PgUp/PgDn  Enter next  Esc back",
-    "Space select  / filter  Enter next  Esc back",
-)
-
-
-def fitting(texts: tuple[str, ...], cols: int) -> str:
-    """The longest of `texts` that fits in `cols` after a leading space."""
-    return " " + next((t for t in texts if len(t) + 1 <= cols), texts[-1])
-
-
-def footer_widget(text: str) -> urwid.Widget:
-    return urwid.AttrMap(urwid.Text(text, wrap=urwid.WrapMode.ELLIPSIS), "footer")
-
-
-def title_widget(text: str = TITLE) -> urwid.Widget:
-    return urwid.AttrMap(urwid.Text(" " + text, wrap=urwid.WrapMode.ELLIPSIS), "title")
-
-
-class MessagePanel(urwid.WidgetWrap):
-    """Errors in red under the form (the Harvester validator panel), info in plain
-    colour; takes no room when empty."""
-
-    def __init__(self) -> None:
-        self._text = urwid.Text("")
-        self._attr = urwid.AttrMap(urwid.Padding(self._text, left=1, right=1), "info")
-        self._pile = urwid.Pile([])
-        self.lines: list[str] = []
-        self.error = False
-        super().__init__(self._pile)
-
-    def show(self, lines: list[str] | tuple[str, ...], error: bool) -> None:
-        self.lines = list(lines)
-        self.error = error and bool(lines)
-        self._text.set_text("\n".join(self.lines))
-        self._attr.set_attr_map({None: "error" if error else "info"})
-        self._pile.contents[:] = [(self._attr, self._pile.options())] if self.lines else []
-
-    def clear(self) -> None:
-        self.show([], False)
+HOST, SWITCHES, HEAD, LIST, RULE, DETAILS, DETAILS2 = range(7)  # positions in the body
+COMPACT_ROWS = 20  # below this height each host line takes one row and the details two
 
 
 class Form(urwid.WidgetWrap):
@@ -79,27 +45,23 @@ class Form(urwid.WidgetWrap):
         self.bridges = False  # b shows the bridges (never bound, left out by default)
         self._states_rev, self._states = -1, {}
         self.leaving = False  # Esc pressed once: the next Esc leaves
+        self._compact: bool | None = None
+        self._host_lines: list[tuple[str, str]] | None = None
 
-        self.host = urwid.Text("")
-        self.sw_enabled = Switch("Enable PCI passthrough", session.choices.enabled)
-        self.sw_gpu = Switch("Install GPU drivers / device plugin", session.choices.gpu_drivers)
-        urwid.connect_signal(self.sw_enabled, "postchange", self._switch, user_args=["enabled"])
-        urwid.connect_signal(self.sw_gpu, "postchange", self._switch, user_args=["gpu"])
-        switches = [
-            ("pack", urwid.AttrMap(self.sw_enabled, "switch", FOCUS["switch"])),
-            ("pack", urwid.AttrMap(self.sw_gpu, "switch", FOCUS["switch"])),
-        ]
-        self.switches = urwid.Columns(switches, dividechars=3)
-        switch_rows = [self.switches]
+        self.host = urwid.Pile([urwid.Text("")])
+        self.sw_enabled = Switch(hints.SWITCH_ENABLED, session.choices.enabled)
+        self.sw_gpu = Switch(hints.SWITCH_GPU, session.choices.gpu_drivers)
         self.sw_unsafe = None
-        io = session.facts.iommu
-        if (io.interrupt_remapping is False and io.state != "absent") or session.choices.allow_unsafe_interrupts:
-            self.sw_unsafe = Switch(
-                "Allow unsafe interrupts (no interrupt remapping: a device can disturb the host)",
-                session.choices.allow_unsafe_interrupts,
-            )
-            urwid.connect_signal(self.sw_unsafe, "postchange", self._switch, user_args=["unsafe"])
-            switch_rows.append(urwid.AttrMap(self.sw_unsafe, "switch", FOCUS["switch"]))
+        boxes = {"enabled": self.sw_enabled, "gpu": self.sw_gpu}
+        # "Allow unsafe interrupts" only where it changes anything: where the planner
+        # refuses devices without it.
+        if unsafe_interrupts_needed(session.facts.iommu):
+            self.sw_unsafe = Switch(hints.SWITCH_UNSAFE, session.choices.allow_unsafe_interrupts)
+            boxes["unsafe"] = self.sw_unsafe
+        self._which = {id(box): name for name, box in boxes.items()}
+        for name, box in boxes.items():
+            urwid.connect_signal(box, "postchange", self._switch, user_args=[name])
+        self.switches = SwitchBar(list(boxes.values()))
 
         self.filter_edit = urwid.Edit("Filter: ")
         urwid.connect_signal(self.filter_edit, "postchange", self._filter_changed)
@@ -107,30 +69,24 @@ class Form(urwid.WidgetWrap):
         self.list_head = urwid.Columns([("weight", 1, self.list_title)], dividechars=2)
 
         self.walker = EntryWalker(self._make_row)
-        self.devlist = DeviceList(self.walker, self._space, self._fold)
-        urwid.connect_signal(self.walker, "modified", self._focus_moved)
+        self.devlist = DeviceList(self.walker, self._space, self._fold, self._to_vf_count)
         self.details = urwid.Text("", wrap=urwid.WrapMode.ELLIPSIS)
         self.details2 = urwid.Text("")
-        self.message = MessagePanel()
-        self.footer = urwid.Text(" " + FOOTERS[0], wrap=urwid.WrapMode.ELLIPSIS)
+        self.message = Footer(hints.KEYS_SWITCH)
 
         self.body = urwid.Pile(
             [
                 ("pack", urwid.AttrMap(urwid.Padding(self.host, left=1, right=1), "text")),
-                ("pack", urwid.Padding(urwid.Pile(switch_rows), left=1)),
+                ("pack", urwid.Padding(self.switches, left=1)),
                 ("pack", urwid.AttrMap(self.list_head, "listhead")),
                 ("weight", 1, self.devlist),
                 ("pack", urwid.AttrMap(urwid.Divider("-"), "group")),
-                ("pack", urwid.AttrMap(self.details, "details")),
-                ("pack", urwid.AttrMap(urwid.BoxAdapter(urwid.Filler(self.details2, valign="top"), 2), "details")),
+                ("pack", urwid.AttrMap(urwid.Padding(self.details, left=1, right=1), "details")),
+                ("given", 2, urwid.AttrMap(urwid.Filler(urwid.Padding(self.details2, left=1, right=1), valign="top"), "details")),
             ],
             focus_item=SWITCHES,
         )
-        frame = urwid.Frame(
-            self.body,
-            header=title_widget(),
-            footer=urwid.Pile([self.message, urwid.AttrMap(self.footer, "footer")]),
-        )
+        frame = urwid.Frame(self.body, header=title_widget(), footer=self.message)
         super().__init__(frame)
         self._rebuild(keep=None)
         self._show_header_of_focus()
@@ -188,37 +144,75 @@ class Form(urwid.WidgetWrap):
     def _refresh(self) -> None:
         """Bring every drawn row, the host lines and the details up to the session."""
         s = self.session
-        lines = host_lines(s.facts, s.install, s.choices.allow_unsafe_interrupts)
-        self.host.set_text([(ln.style, ln.text + ("\n" if i < len(lines) - 1 else "")) for i, ln in enumerate(lines)])
+        lines = [(ln.style, ln.text) for ln in host_lines(s.facts, s.install, s.choices.allow_unsafe_interrupts)]
+        if lines != self._host_lines:
+            self._host_lines = lines
+            wrap = urwid.WrapMode.ELLIPSIS if self._compact else urwid.WrapMode.SPACE
+            self.host.contents[:] = [(urwid.Text(markup, wrap=wrap), self.host.options()) for markup in lines]
         for w in self.walker.cache.values():
             w.refresh(s)
         self._update_list_title()
-        self._focus_moved()
 
-    def _focus_moved(self) -> None:
-        e = self.walker.focus_entry()
+    def _describe_focus(self) -> None:
+        """The details lines and the key line for what has the focus now."""
+        pos = self.body.focus_position
+        if pos == SWITCHES:
+            box = self.switches.focus_switch
+            first, second = hints.switch_lines(self._which[id(box)], box.get_state())
+            keys = hints.KEYS_SWITCH_STACKED if self.switches.stacked else hints.KEYS_SWITCH
+        elif pos == HEAD:
+            first, second = hints.FILTER_LINES
+            keys = hints.KEYS_FILTER
+        else:
+            first, second, keys = self._describe_entry(self.walker.focus_entry())
+        if self.details.text != first:
+            self.details.set_text(first)
+        if self.details2.text != second:
+            self.details2.set_text(second)
+        self.message.set_keys(keys)
+
+    def _describe_entry(self, e: r.Entry | None) -> tuple[str, str, tuple[str, ...]]:
         if e is None or e.dev is None:
             if self.needle and not self.walker.entries:
-                self.details.set_text(f" Nothing matches \"{self.needle}\" (Esc clears the filter).")
-            else:
-                self.details.set_text(" " + (f"IOMMU group {e.gid}" if e is not None and e.gid is not None else ""))
-            self.details2.set_text("")
-            return
+                return f"Nothing matches \"{self.needle}\" (Esc clears the filter).", "", hints.KEYS_ROW
+            return (f"IOMMU group {e.gid}" if e is not None and e.gid is not None else ""), "", hints.KEYS_HEADER
         d = e.dev
         group = "-" if d.group is None else (f"{d.group}*" if d.iommu_group is None else str(d.group))
         role = [role_words(d)] if role_words(d) else []
-        if d.address in self.listing.vfs:
-            role.append("Right: show VFs" if d.address not in self.unfolded else "Left: fold VFs")
-        self.details.set_text(
-            f" {short_address(d.address)} {d.ids or '????:????'} group {group}  {device_words(d)}"
-            + (f"  [{'; '.join(role)}]" if role else "")
-        )
-        st = row_state(self.session, d)
+        pf = r.is_pf(d)
+        if pf and e.kind == r.DEVICE:
+            role.append("Right: VFs at boot")
+        first = f"{short_address(d.address)} {d.ids or '????:????'} group {group}  {device_words(d)}"
+        first += f"  [{'; '.join(role)}]" if role else ""
         if e.kind == r.SRIOV:
-            text = "VFs made at every boot (empty: left as the host has them); [X] VFs to VMs: bound to vfio-pci."
+            box = self.walker[self.walker.focus]
+            keys = hints.KEYS_VF_BOX if box.on_box else hints.KEYS_VF_COUNT
+            return first, hints.VF_COUNT_HELP, keys
+        if e.kind == r.VF:
+            keys = hints.KEYS_VF
+        elif pf:
+            keys = hints.KEYS_PF_UNFOLDED if d.address in self.unfolded else hints.KEYS_PF
         else:
-            text = st.long
-        self.details2.set_text(" " + text)
+            keys = hints.KEYS_ROW
+        return first, row_state(self.session, d).long, keys
+
+    def render(self, size, focus=False):
+        self._set_compact(len(size) > 1 and size[1] < COMPACT_ROWS)
+        self.switches.arrange(size[0] - 1)  # as the draw will: the key line depends on it
+        self._describe_focus()
+        return super().render(size, focus)
+
+    def _set_compact(self, compact: bool) -> None:
+        """Small heights: one row per host line (cut with an ellipsis) and one details
+        row, so the list keeps a few rows."""
+        if compact == self._compact:
+            return
+        self._compact = compact
+        wrap = urwid.WrapMode.ELLIPSIS if compact else urwid.WrapMode.SPACE
+        for w, _ in self.host.contents:
+            w.set_wrap_mode(wrap)
+        widget, _ = self.body.contents[DETAILS2]
+        self.body.contents[DETAILS2] = (widget, self.body.options("given", 1 if compact else 2))
 
     # -- edits -----------------------------------------------------------------------
     def _show(self, out: Outcome) -> None:
@@ -260,7 +254,13 @@ class Form(urwid.WidgetWrap):
         elif not unfold and pf in self.unfolded:
             self.unfolded.discard(pf)
             self._rebuild(keep=(r.DEVICE, pf))
-        self._focus_moved()
+
+    def _to_vf_count(self, entry: r.Entry) -> None:
+        """Right (or a digit) on a physical function: show its VFs, focus its count."""
+        pf = entry.dev.address
+        if pf in self.listing.vfs:
+            self.unfolded.add(pf)
+        self._rebuild(keep=(r.SRIOV, pf))
 
     def _sriov_changed(self, address: str, text: str, to_vfio: bool) -> None:
         num = int(text) if text.isdigit() else None
@@ -291,16 +291,29 @@ class Form(urwid.WidgetWrap):
         if needle == self.needle:
             return
         self.needle = needle
+        if not needle:
+            # The filter emptied: stay on the row found with it, a VF with its PF unfolded.
+            cur = self.walker.focus_entry()
+            if cur is not None and cur.kind == r.VF:
+                self.unfolded.add(cur.dev.physfn)
         entries = self.listing.entries(self.unfolded, self.needle, self._state_text, self.bridges)
-        first = next((e.key for e in entries if e.kind in (r.DEVICE, r.VF) and not e.context), None)
-        self._rebuild(keep=first, entries=entries)
+        if needle:  # the first match
+            keep = next((e.key for e in entries if e.kind in (r.DEVICE, r.VF) and not e.context), None)
+        else:
+            keep = None
+        self._rebuild(keep=keep, entries=entries)
         self._show_header_of_focus()
-        self._focus_moved()
+        # A message about a row of the old list would now be about something else.
+        if self.session.errors:
+            self.message.show(self.session.errors, error=True)
+        else:
+            self.message.clear()
 
     # -- keys ------------------------------------------------------------------------
     def keypress(self, size, key):
-        if key != "esc":
+        if key != "esc" and self.leaving:
             self.leaving = False
+            self.message.clear()
         if self.filter_focused and key in ("enter", "down", "tab"):
             self.close_filter(clear=False)
             return None
@@ -316,7 +329,6 @@ class Form(urwid.WidgetWrap):
         if key == "b":
             self.bridges = not self.bridges
             self._rebuild(keep=None)
-            self._focus_moved()
             return None
         if key == "tab":
             self.body.focus_position = SWITCHES if self.body.focus_position == LIST else LIST
@@ -335,9 +347,3 @@ class Form(urwid.WidgetWrap):
             self.message.show(["Leave without writing anything? Esc again leaves, any other key stays."], error=False)
             return None
         return key
-
-    def render(self, size, focus=False):
-        text = fitting(FOOTERS, size[0])
-        if self.footer.text != text:
-            self.footer.set_text(text)
-        return super().render(size, focus)

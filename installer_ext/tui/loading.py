@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import urwid
 
-from installer_ext.tui.form import fitting, title_widget
+from installer_ext.tui.chrome import Footer, title_widget
 from installer_ext.tui.reader import Reading
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ class Loading(urwid.WidgetWrap):
         self.started = time.monotonic()
         self._n = 0
         self.text = urwid.Text("", align="center")
-        self.footer = urwid.Text("")
+        self.footer = Footer(("Please wait: large hosts take a few seconds.  Esc leaves", "Esc leaves"))
         body = urwid.Filler(urwid.Padding(self.text, align="center", width=("relative", 90)), valign="middle")
-        frame = urwid.Frame(body, header=title_widget(), footer=urwid.AttrMap(self.footer, "footer"))
+        frame = urwid.Frame(body, header=title_widget(), footer=self.footer)
         self.tick()
         super().__init__(urwid.AttrMap(frame, "text"))
 
@@ -44,12 +44,6 @@ class Loading(urwid.WidgetWrap):
             f"Reading the PCI devices, IOMMU groups and network and disk links of {where}\n\n"
             f"{SPIN[self._n % len(SPIN)]}  {elapsed:.1f} s"
         )
-
-    def render(self, size, focus=False):
-        text = fitting(("Please wait: large hosts take a few seconds.  Esc leaves", "Esc leaves"), size[0])
-        if self.footer.text != text:
-            self.footer.set_text(text)
-        return super().render(size, focus)
 
 
 def watch(loop: urwid.MainLoop, reading: Reading, done: Callable[[Reading], None]) -> None:

@@ -11,20 +11,15 @@ import logging
 from collections.abc import Callable
 
 import urwid
-import yaml
 
+from installer_ext.config.rewrite import section_text
 from installer_ext.plan import model as pm
 from installer_ext.report import short_address
-from installer_ext.tui.form import MessagePanel, fitting, title_widget
+from installer_ext.tui.chrome import Footer, title_widget
 from installer_ext.tui.session import SECTION, Session
 from installer_ext.tui.words import device_words, shorten
 
 log = logging.getLogger(__name__)
-
-
-def section_yaml(section: dict) -> str:
-    """The exact bytes written to --output (as text)."""
-    return yaml.safe_dump({SECTION: section}, sort_keys=False, default_flow_style=False)
 
 
 def _bind(e: pm.Passthrough) -> str:
@@ -33,9 +28,10 @@ def _bind(e: pm.Passthrough) -> str:
     return "by address"
 
 
-def preview_lines(s: Session, output: str | None) -> list[tuple[str, str]]:
+def preview_lines(s: Session, output: str | None, config: str | None = None) -> list[tuple[str, str]]:
     """(style, text) lines; styles: head, text, warn, code. Leading spaces are the
-    indent, kept for the wrapped part of a long line too."""
+    indent, kept for the wrapped part of a long line too. `config`: the install
+    config the screen started from (written back with this section)."""
     p = s.plan
     f = s.facts
     out: list[tuple[str, str]] = []
@@ -50,6 +46,10 @@ def preview_lines(s: Session, output: str | None) -> list[tuple[str, str]]:
     line("")
     head("Kernel arguments of the installed system")
     line("  " + (" ".join(p.kernel_args) if p.kernel_args else "(none added)"))
+    if p.harvester_kernel_args:
+        line("  already set by Harvester: " + " ".join(p.harvester_kernel_args))
+    if p.kernel_args:
+        line("  added by installer-ext: " + (" ".join(p.added_kernel_args) or "nothing"))
     line("")
     head("Bound to vfio-pci at every boot")
     plain = [e for e in p.passthrough if e.why != pm.WHY_SRIOV_VF]
@@ -105,8 +105,12 @@ def preview_lines(s: Session, output: str | None) -> list[tuple[str, str]]:
         for w in p.warnings:
             line("  " + shorten(w), "warn")
     line("")
-    head(f"Enter writes this to {output}" if output else "Enter prints this on leaving the screen")
-    for t in section_yaml(s.section()).splitlines():
+    where = f"writes to {output}" if output else "prints on leaving the screen"
+    if config:
+        head(f"Enter {where}: {config} with this {SECTION} section")
+    else:
+        head(f"Enter {where}: this {SECTION} section")
+    for t in section_text(s.section()).splitlines():
         line("  " + t, "code")
     return out
 
@@ -133,12 +137,11 @@ class Preview(urwid.WidgetWrap):
         self._on_back = on_back
         self.lines = lines
         body = urwid.ListBox(urwid.SimpleFocusListWalker([_line(st, t) for st, t in lines]))
-        self.message = MessagePanel()
-        self.footer = urwid.Text(" " + PREVIEW_FOOTERS[0], wrap=urwid.WrapMode.ELLIPSIS)
+        self.message = Footer(PREVIEW_FOOTERS)
         frame = urwid.Frame(
             body,
             header=title_widget("Confirm: what will be written"),
-            footer=urwid.Pile([self.message, urwid.AttrMap(self.footer, "footer")]),
+            footer=self.message,
         )
         super().__init__(frame)
 
@@ -151,9 +154,3 @@ class Preview(urwid.WidgetWrap):
             self._on_back()
             return None
         return key
-
-    def render(self, size, focus=False):
-        text = fitting(PREVIEW_FOOTERS, size[0])
-        if self.footer.text != text:
-            self.footer.set_text(text)
-        return super().render(size, focus)

@@ -35,6 +35,11 @@ class Entry:
     hidden: int = 0  # bridges of the group not shown
 
 
+def is_pf(dev: PciFunction) -> bool:
+    """An SR-IOV physical function: it gets a "VFs at boot" line under its row."""
+    return dev.sriov is not None and dev.sriov.total_vfs > 0
+
+
 @dataclass
 class _Section:
     gid: int | None
@@ -67,9 +72,6 @@ class Listing:
         self.total = len(facts.devices)
         self.bridges = sum(1 for d in top if d.kind == "bridge")
         self._search: dict[str, str] = {}
-
-    def is_pf(self, dev: PciFunction) -> bool:
-        return dev.sriov is not None and dev.sriov.total_vfs > 0
 
     def search_text(self, dev: PciFunction) -> str:
         text = self._search.get(dev.address)
@@ -122,7 +124,7 @@ class Listing:
                     continue
                 vf_rows = vfs if d.address in unfolded else matched
                 rows.append(Entry(DEVICE, (DEVICE, d.address), d, context=not pf_match))
-                if self.is_pf(d) and pf_match:
+                if is_pf(d) and pf_match:
                     rows.append(Entry(SRIOV, (SRIOV, d.address), d))
                 rows.extend(Entry(VF, (VF, v.address), v) for v in vf_rows)
             if rows:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from installer_ext.config.model import Choices, InstallInfo, Selector, SriovChoice
+from installer_ext.config.section import SECTION
 from installer_ext.errors import BadInput
 from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.plan import model as pm
@@ -20,8 +21,6 @@ from installer_ext.plan.planner import blockers, make_plan
 from installer_ext.report import short_address
 
 log = logging.getLogger(__name__)
-
-SECTION = "pciPassthrough"
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,7 @@ class Session:
     def __init__(self, facts: HostFacts, install: InstallInfo, choices: Choices) -> None:
         self.facts = facts
         self.install = install
-        self.initial = renumbered(choices)
-        self.choices = self.initial
+        self.choices = renumbered(choices)
         # Problems with the current choices (BadInput lines, or refusals of a pending
         # SR-IOV edit). While there are some, the screen does not go on.
         self.errors: list[str] = []
@@ -87,7 +85,6 @@ class Session:
         self.passthrough = {e.address: e for e in p.passthrough}
         self.host_gpus = set(p.host_gpus)
         self.refused = {r.address: r for r in p.refused if r.address is not None}
-        self.host_refusals = [r for r in p.refused if r.address is None]
         self.group_of = {}
         for g in p.groups:
             for a in g.passthrough:
@@ -115,7 +112,7 @@ class Session:
         self.selectable: set[str] = set()
         if found is not None:
             for addr, bs in found.items():
-                self.blocked[addr] = pm.Refusal(addr, "; ".join(b.reason for b in bs), bs[0].code, fatal=False, by=bs[0].by)
+                self.blocked[addr] = pm.Refusal.of(addr, bs, fatal=False)
             self.selectable = {
                 d.address
                 for d in self.facts.devices
@@ -139,10 +136,6 @@ class Session:
         return f"{short_address(r.address)}: {r.reason}" if r.address else r.reason
 
     # -- state -----------------------------------------------------------------------
-    @property
-    def changed(self) -> bool:
-        return self.choices.to_section() != self.initial.to_section()
-
     def section(self) -> dict:
         """The `pciPassthrough` mapping to write."""
         return self.choices.to_section()
@@ -266,11 +259,11 @@ class Session:
             plan, errors = self._try(choices)
             if plan is None:
                 return Outcome(False, tuple(errors), error=True)
-            lines.append(
-                "The selectors "
-                + ", ".join(s.describe() for s in broad)
-                + " were replaced by the addresses they matched, to leave this group out."
-            )
+            named = ", ".join(s.describe() for s in broad)
+            if len(broad) == 1:
+                lines.append(f"The selector {named} was replaced by the addresses it matched, to leave this group out.")
+            else:
+                lines.append(f"The selectors {named} were replaced by the addresses they matched, to leave this group out.")
         before = [a for a in (group.passthrough if group is not None else ()) if a != address]
         self._accept(choices, plan)
         line = f"{name_of(dev, address)} stays on the host"

@@ -1,6 +1,8 @@
 """Plain words for the screen: the host's state and each function's state.
 
-Pure text from the facts and the plans the session holds; no urwid, no decisions.
+Pure text from the facts and the plans the session holds; no urwid, no decisions. A
+blocker or refusal is worded from its fields (code, subject, tentative, by), never by
+reading the planner's sentence back: the sentence is shown whole in the details line.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import re
 from dataclasses import dataclass
 
 from installer_ext.config.model import InstallInfo
-from installer_ext.host import model as hm
 from installer_ext.host.model import HostFacts, PciFunction
 from installer_ext.plan import model as pm
+from installer_ext.plan import reasons as rs
 from installer_ext.report import short_address
 from installer_ext.tui.session import Session
 
@@ -99,39 +101,40 @@ class RowState:
     style: str
 
 
-def _short_reason(reason: str, code: str = "", by: str | None = None) -> str:
-    """A few words for the row; the details line under the list has the full reason."""
-    text = shorten(reason.split("; ", 1)[0])
-    first = text
-    for sep in (": ", " ("):
-        cut = first.find(sep)
-        if cut > 0:
-            first = first[:cut]
-    if code == hm.BLOCK_BOOT_VGA:
-        return "boot display"
-    if code == hm.BLOCK_SRIOV_PF:
-        return "SR-IOV PF, stays on host"
-    if code == hm.BLOCK_NO_IOMMU:
-        return "no IOMMU"
-    if code == hm.BLOCK_UNKNOWN:
-        return "unreadable in sysfs"
-    if code == hm.BLOCK_HOST_GPU:
-        return "kept on host (hostGpus)"
-    if code == hm.BLOCK_SAME_GROUP:
-        return f"same group as {short_address(by)}" if by else "same IOMMU group"
-    if code == hm.BLOCK_MGMT_NIC:
-        m = re.match(r"(\S+) has a link and may become", text)
-        if m:
+_DISK_WORDS = {rs.BLOCK_INSTALL_DISK: "install disk", rs.BLOCK_DATA_DISK: "data disk"}
+# Codes whose row words need no field of the refusal.
+_FIXED_WORDS = {
+    rs.BLOCK_BOOT_VGA: "boot display",
+    rs.BLOCK_SRIOV_PF: "SR-IOV PF, stays on host",
+    rs.BLOCK_NO_IOMMU: "no IOMMU",
+    rs.BLOCK_UNKNOWN: "unreadable in sysfs",
+    rs.BLOCK_HOST_GPU: "kept on host (hostGpus)",
+    rs.REFUSE_NO_INTERRUPT_REMAPPING: "no interrupt remapping",
+    rs.REFUSE_VF_ADDRESSES: "VF addresses unknown",
+    rs.REFUSE_VF_GROUP: "VFs share its group",
+    rs.REFUSE_KERNEL_ARG: "kernel argument refused",
+}
+
+
+def short_reason(r: pm.Refusal, dev: PciFunction | None) -> str:
+    """A few words for the row, from the refusal's fields; the details line under the
+    list has the planner's whole sentence."""
+    code = r.code
+    if code in _FIXED_WORDS:
+        return _FIXED_WORDS[code]
+    if code == rs.BLOCK_SAME_GROUP:
+        return f"same group as {short_address(r.by)}" if r.by else "same IOMMU group"
+    if code == rs.BLOCK_BRIDGE:
+        return "PCI bridge" if dev is not None and dev.pci_bridge else "host/ISA bridge"
+    if code == rs.BLOCK_MGMT_NIC:
+        if r.tentative:
             return "may be mgmt network"
-        return first.replace("management network", "management net")
-    if code in (hm.BLOCK_INSTALL_DISK, hm.BLOCK_DATA_DISK):
-        m = re.match(r"holds /dev/(\S+?),? which may be the install disk", text)
-        if m:
+        return f"management net {r.subject}" if r.subject else "management net"
+    if code in _DISK_WORDS:
+        if r.tentative:
             return "may hold install disk"
-        m = re.match(r"controller of (install|data) disk /dev/(\S+)", text)
-        if m:
-            return f"{m.group(1)} disk {m.group(2)}"
-    return first
+        return f"{_DISK_WORDS[code]} {r.subject}" if r.subject else _DISK_WORDS[code]
+    return code.replace("-", " ") or "blocked"
 
 
 def _bind_words(e: pm.Passthrough) -> str:
@@ -160,11 +163,12 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
         return RowState("[x]", short, f"To VMs (vfio-pci): {why}; {_bind_words(e)}.", SELECTED)
     r = s.refused.get(a)
     if r is not None and r.fatal:
-        return RowState(" ! ", "refused: " + _short_reason(r.reason, r.code, r.by), "Refused: " + shorten(r.reason), REFUSED)
+        return RowState(" ! ", "refused: " + short_reason(r, dev), "Refused: " + shorten(r.reason), REFUSED)
     if a in s.host_gpus:
         return RowState(
             "[ ]", "kept for containers", "Kept on the host driver for containers (GPU device plugin).", HOST
         )
+    b = s.blocked.get(a)
     if dev.physfn is not None:
         sp = s.sriov_plan(dev.physfn)
         if sp is not None and a not in sp.vfs:
@@ -176,23 +180,18 @@ def row_state(s: Session, dev: PciFunction) -> RowState:
             )
         if sp is not None and not sp.vfs_to_vfio:
             return RowState("   ", "VF on the host driver", "VFs of this PF stay on their host driver (VFs to VMs is off).", NORMAL)
-        if dev.blockers:
-            b = dev.blockers[0]
-            return RowState("   ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
+        if b is not None:
+            return RowState("   ", short_reason(b, dev), "Blocked: " + shorten(b.reason), BLOCKED)
         return RowState(
             "   ",
             f"VF, host driver {dev.driver or 'none'}",
             f"VF of {short_address(dev.physfn)}: VFs go to VMs through \"VFs at boot\" on their physical function.",
             NORMAL,
         )
-    b = s.blocked.get(a)
     if b is not None:
-        return RowState(" - ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
+        return RowState(" - ", short_reason(b, dev), "Blocked: " + shorten(b.reason), BLOCKED)
     if a in s.selectable:
         return RowState("[ ]", "can go to VMs", "Can go to VMs: Space selects it with its IOMMU group.", NORMAL)
-    if dev.blockers:
-        b = dev.blockers[0]
-        return RowState(" - ", _short_reason(b.reason, b.code, b.by), "Blocked: " + shorten(b.reason), BLOCKED)
     return RowState("   ", "", "", NORMAL)
 
 

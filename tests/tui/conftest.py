@@ -9,6 +9,8 @@ from installer_ext.config.model import Choices, InstallInfo
 from installer_ext.tui.reader import read_host
 from installer_ext.tui.session import Session
 from tests.fakesys import build
+from tests.fakesys.builder import with_changes
+from tests.fakesys.machines import intel_workstation
 from tests.tui.machines import big_sriov_host
 
 
@@ -20,13 +22,22 @@ def big_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def ir_off_root(tmp_path_factory) -> str:
+    """The workstation with its IOMMU on but no interrupt remapping."""
+    root = str(tmp_path_factory.mktemp("ir-off"))
+    build(with_changes(intel_workstation(), "ir-off", interrupt_remapping=False), root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def facts_of(machine_root, request):
-    """facts_of(name) -> HostFacts of a fake machine (tests/fakesys ALL, or "big")."""
+    """facts_of(name) -> HostFacts of a fake machine (tests/fakesys ALL, "big", or "ir-off")."""
     cache = {}
+    special = {"big": "big_root", "ir-off": "ir_off_root"}
 
     def get(name: str):
         if name not in cache:
-            root = request.getfixturevalue("big_root") if name == "big" else machine_root(name)
+            root = request.getfixturevalue(special[name]) if name in special else machine_root(name)
             cache[name] = read_host(root)
         return cache[name]
 

@@ -1,5 +1,7 @@
 """Widget tests: the form and the preview rendered to a canvas at fixed sizes, driven
-by keypress, no terminal."""
+by keypress, no terminal. `screen` keeps the last canvas of each widget, as the
+terminal display does (see test_tui_redraw.py: urwid 5.0.1 redraws wrongly otherwise
+unseen)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import urwid
 from urwid.testing import press, render_runs, render_text, resolve_attr
 
 from installer_ext.config.model import Choices, SriovChoice
+from installer_ext.tui import hints
 from installer_ext.tui.devicelist import RowLayout
 from installer_ext.tui.form import Form
 from installer_ext.tui.palette import PALETTE
-from installer_ext.tui.preview import Preview, preview_lines, section_yaml
+from installer_ext.config.rewrite import section_text
+from installer_ext.tui.preview import Preview, preview_lines
 
 SMALL, BIG = (80, 24), (200, 60)
 
@@ -29,8 +33,13 @@ def make_form(session):
     return Form(session, calls.next, calls.back), calls
 
 
+_held: dict[int, urwid.Canvas] = {}
+
+
 def screen(w, size=SMALL) -> list[str]:
-    return render_text(w, size, focus=True)
+    canvas = w.render(size, focus=True)
+    _held[id(w)] = canvas  # as urwid's raw display keeps `_screen_buf_canvas`
+    return [row.decode("utf-8") for row in canvas.text]
 
 
 def flat(rows: list[str]) -> str:
@@ -70,7 +79,9 @@ def test_the_form_fills_the_screen_with_title_host_switches_list_and_footer(sess
     assert any(r.startswith("-- IOMMU group 1, 3 functions, 1 bridge not shown") for r in rows)
     assert not any(" 00:00.0 " in r for r in rows)  # a host bridge: never bound, not listed...
     assert "b shows 5 bridges" in flat(rows)
-    assert "Space select" in rows[-1] and "Enter next" in rows[-1] and "Esc back" in rows[-1]
+    # The focus starts on the first switch: the details and the keys are about it.
+    assert details(form, size).startswith(" Enable PCI passthrough: off (Space turns it on)")
+    assert "Space on/off" in rows[-1] and "Enter next" in rows[-1] and "Esc back" in rows[-1]
     nvidia = row_of(rows, "01:00.0")
     assert nvidia.startswith("[ ] 01:00.0   gpu     NVIDIA GA102")
     assert "nvidia" in nvidia and nvidia.rstrip().endswith("can go to VMs")
@@ -181,7 +192,9 @@ def test_vf_count_field_validates_against_the_maximum(session_of):
     press(form, SMALL, "right", " ")  # to the "VFs to VMs" box, untick it
     assert form.session.choices.sriov[0].vfs_to_vfio is False
     assert "at boot 9 on host" in "\n".join(screen(form))
-    assert press(form, SMALL, "x") == ["x"] or form.session.choices.sriov[0].num_vfs == 9
+    press(form, SMALL, "left")  # back to the count: a letter is not taken
+    assert press(form, SMALL, "x") == ["x"]
+    assert form.session.choices.sriov[0].num_vfs == 9 and "VFs at boot: 9 " in flat(screen(form))
 
 
 @pytest.mark.slow
@@ -193,9 +206,10 @@ def test_vfs_fold_under_their_pf_on_a_big_host(session_of):
     assert len(form.walker.entries) < 100  # 4064 VFs folded away
     pf = "0000:20:00.0"
     go_to(form, pf)
-    press(form, SMALL, "right")
+    press(form, SMALL, "right")  # unfolds and goes to the "VFs at boot" line
     assert sum(1 for e in form.walker.entries if e.kind == "vf") == 254
-    press(form, SMALL, "down", "down")  # the SR-IOV line, then the first VF
+    assert form.walker.focus_entry().kind == "sriov"
+    press(form, SMALL, "down")  # the first VF
     rows = screen(form)
     assert details(form).startswith(" 20:01.0 8086:1889 group 20 ")
     assert any(r.startswith("      20:01.0 nic") and "VF, host driver iavf" in r for r in rows)
@@ -253,9 +267,10 @@ def test_preview_lists_exactly_what_will_be_written(session_of):
     assert "  settings: gpu-enable=true, pci-pt-enable=true" in lines
     assert "  addon: pcidevices-controller enabled" in lines
     assert "  device plugin expected: none" in lines
-    assert "Enter writes this to /out.yaml" in text
-    yaml_lines = [line[2:] for line in lines[lines.index("Enter writes this to /out.yaml") + 1 :]]
-    assert "\n".join(yaml_lines) + "\n" == section_yaml(s.section())
+    head = "Enter writes to /out.yaml: this pciPassthrough section"
+    assert head in text
+    yaml_lines = [line[2:] for line in lines[lines.index(head) + 1 :]]
+    assert "\n".join(yaml_lines) + "\n" == section_text(s.section())
 
 
 @pytest.mark.slow
@@ -302,3 +317,125 @@ def test_tiny_terminals_draw_without_error(session_of, size):
     for w in (form, Preview(preview_lines(s, None), Calls().confirm, Calls().back)):
         rows = screen(w, size)
         assert len(rows) == size[1] and all(len(r) == size[0] for r in rows)
+
+
+def test_the_details_and_the_keys_follow_the_focus(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    assert details(form).startswith(" Enable PCI passthrough: off")
+    press(form, SMALL, "right")
+    assert details(form).startswith(" Install GPU drivers / device plugin: off")
+    press(form, SMALL, "tab")  # to the list: the first function
+    rows = screen(form)
+    assert details(form).startswith(" 01:00.0 10de:2206 group 1 ")
+    assert "Space select" in rows[-1] and "Space on/off" not in rows[-1]
+    press(form, SMALL, "/")
+    rows = screen(form)
+    assert details(form).startswith(" Filter: type part of an address")
+    assert "Esc clear" in rows[-1]
+
+
+def test_right_on_a_physical_function_goes_to_its_vf_count_even_without_vfs(session_of):
+    form, _ = make_form(session_of("amd-epyc-server", Choices(enabled=True)))
+    go_to(form, "0000:02:00.1")  # SR-IOV capable, no VFs made yet
+    assert "Right VFs at boot" in screen(form)[-1]
+    press(form, SMALL, "right")
+    assert form.walker.focus_entry().kind == "sriov"
+    text = flat(screen(form))
+    assert "VFs made at every boot" in text and " 0-9 " in screen(form)[-1]
+    press(form, SMALL, "4")
+    assert form.session.sriov_choice("0000:02:00.1").num_vfs == 4
+
+
+def test_a_digit_typed_on_a_physical_function_goes_into_its_vf_count(session_of):
+    form, _ = make_form(session_of("amd-epyc-server", Choices(enabled=True)))
+    go_to(form, "0000:02:00.1")
+    press(form, SMALL, "1", "2")
+    assert form.session.sriov_choice("0000:02:00.1").num_vfs == 12
+    assert "at boot 12 for VMs" in flat(screen(form))
+
+
+def test_at_60_columns_the_switches_stack_and_stay_whole(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    rows = screen(form, (60, 15))
+    assert any(r.startswith(" [ ] Enable PCI passthrough") for r in rows)
+    assert any(r.startswith(" [ ] Install GPU drivers / device plugin") for r in rows)
+    assert "Up/Down switch" in rows[-1]  # from the first frame: the keys of the stacked switches
+    press(form, (60, 15), "down", " ")  # stacked: Down reaches the second switch
+    assert form.session.choices.gpu_drivers
+    press(form, (60, 15), "tab")
+    rows = screen(form, (60, 15))
+    assert sum(1 for r in rows if r[4:11] in ("01:00.0", "01:00.1", "00:02.0")) >= 2  # the list has rows
+    # Side by side again where they fit.
+    rows = screen(form, SMALL)
+    assert any("[ ] Enable PCI passthrough" in r and "[X] Install GPU drivers" in r for r in rows)
+
+
+def test_changing_the_filter_clears_a_message_about_another_row(session_of):
+    form, _ = make_form(session_of("intel-workstation", Choices(enabled=True)))
+    go_to(form, "0000:00:02.0")
+    press(form, SMALL, " ")
+    assert "cannot be given to VMs" in flat(screen(form))
+    press(form, SMALL, "/", "n")
+    assert "cannot be given to VMs" not in flat(screen(form))
+    assert form.message.lines == []
+
+
+def test_a_pending_error_stays_when_the_filter_changes(session_of):
+    form, _ = make_form(session_of("amd-epyc-server", Choices(enabled=True)))
+    go_to(form, "0000:02:00.0")
+    press(form, SMALL, "9", "9")
+    assert "sriov_totalvfs 64" in flat(screen(form))
+    press(form, SMALL, "up", "/", "x")
+    assert "sriov_totalvfs 64" in flat(screen(form))
+
+
+def test_emptying_the_filter_keeps_the_row_found_with_it(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    press(form, SMALL, "tab", "/", *"nvme", "enter")
+    assert details(form).startswith(" 02:00.0 ")
+    press(form, SMALL, "esc")
+    assert form.needle == "" and details(form).startswith(" 02:00.0 ")
+    assert any("19 functions" in r for r in screen(form))
+
+
+def test_the_leave_question_goes_away_with_the_next_key(session_of):
+    form, calls = make_form(session_of("intel-workstation"))
+    press(form, SMALL, "esc")
+    assert "Esc again leaves" in flat(screen(form))
+    press(form, SMALL, "tab")
+    assert "Esc again leaves" not in flat(screen(form)) and calls.names == []
+
+
+def test_unsafe_interrupts_are_offered_where_interrupt_remapping_is_off(session_of):
+    form, _ = make_form(session_of("ir-off", Choices(enabled=True)))
+    assert form.sw_unsafe is not None
+    rows = screen(form)
+    assert any(f"[ ] {hints.SWITCH_UNSAFE}" in r for r in rows)
+    press(form, SMALL, "down")  # the third switch is on the next row at 80 columns
+    assert details(form).startswith(f" {hints.SWITCH_UNSAFE}: off")
+    assert "no interrupt remapping" in flat(screen(form))
+    press(form, SMALL, " ")
+    assert form.session.choices.allow_unsafe_interrupts
+
+
+def test_unsafe_interrupts_are_not_offered_where_remapping_is_on_even_if_the_config_sets_them(session_of):
+    form, _ = make_form(session_of("intel-workstation", Choices(enabled=True, allow_unsafe_interrupts=True)))
+    assert form.sw_unsafe is None
+    assert "unsafe" not in flat(screen(form)).lower().replace("allowunsafeinterrupts", "")
+    assert form.session.section()["allowUnsafeInterrupts"] is True  # the config's value is written back as it was
+
+
+def test_every_key_line_has_a_variant_for_80_and_for_60_columns():
+    for name in dir(hints):
+        if name.startswith("KEYS_"):
+            variants = getattr(hints, name)
+            assert [len(v) for v in variants] == sorted((len(v) for v in variants), reverse=True), name
+            assert any(len(v) + 1 <= 80 for v in variants[:-1]), name
+            assert any(len(v) + 1 <= 60 for v in variants[:-1]), name
+
+
+def test_a_wrapped_details_line_keeps_its_indent(session_of):
+    form, _ = make_form(session_of("intel-workstation"))
+    rows = screen(form, (60, 24))
+    i = next(i for i, r in enumerate(rows) if r.startswith("-" * 20))
+    assert rows[i + 2].startswith(" IOMMU kernel arguments") and rows[i + 3].startswith(" ")
