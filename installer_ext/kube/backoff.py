@@ -56,9 +56,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.seconds - self.elapsed())
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
 
 def poll(
     check: Callable[[], tuple[bool, str]],

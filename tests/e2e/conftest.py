@@ -1,4 +1,6 @@
-"""Real-kernel tests: every test here carries the `e2e` marker and needs QEMU.
+"""Real-kernel tests: every test here carries the `e2e` marker and needs QEMU, except in
+modules that say `E2E = False` (tests of the harness's own pure code, e.g. the yip
+stand-in, which run everywhere).
 
 Without qemu-system-x86_64 (or busybox-static, cpio, or a way to fetch the kernel) the
 tests skip with a one-line reason on a developer machine, and FAIL in CI (CI or
@@ -7,19 +9,17 @@ INSTALLER_EXT_CI set): CI must never pass by skipping. `.ci/e2e-setup` installs 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import unavailable
+
 from . import assets, qemu
+from . import iso as iso_mod
 
-SETUP_HINT = ".ci/e2e-setup installs it (qemu-system-x86 busybox-static cpio kmod)"
-
-
-def in_ci() -> bool:
-    return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no") for v in ("CI", "INSTALLER_EXT_CI"))
+SETUP_HINT = ".ci/e2e-setup installs it (qemu-system-x86 busybox-static cpio kmod systemd udev)"
 
 
 def missing_requirement() -> str | None:
@@ -42,14 +42,16 @@ def missing_requirement() -> str | None:
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in Path(str(item.fspath)).parents and _boots(item):
             item.add_marker(pytest.mark.e2e)
 
 
+def _boots(item) -> bool:
+    return getattr(getattr(item, "module", None), "E2E", True)
+
+
 def _unavailable(reason: str):
-    if in_ci():
-        pytest.fail(f"e2e: {reason}; CI must not skip: {SETUP_HINT}", pytrace=False)
-    pytest.skip(f"e2e: {reason}; {SETUP_HINT}")
+    unavailable(f"e2e: {reason}; {SETUP_HINT}")
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +73,26 @@ def e2e_kmod() -> None:
         _unavailable("kmod not found (boot-time vfio-pci.ids needs kmod's modprobe)")
 
 
+@pytest.fixture(scope="session")
+def e2e_systemd() -> None:
+    """For boots with init="systemd": the guest boots this machine's systemd and udev."""
+    for tool, package in (("/lib/systemd/systemd", "systemd"), ("/lib/systemd/systemd-udevd", "udev"),
+                          ("/sbin/depmod", "kmod")):
+        if not Path(tool).exists():
+            _unavailable(f"{tool} not found (apt-get install {package})")
+
+
+@pytest.fixture(scope="session")
+def iso(e2e_assets, tmp_path_factory) -> iso_mod.IsoBoot:
+    """The installer ISO's boot (tests/e2e/iso.py): detect and the suite's renders."""
+    return iso_mod.start(e2e_assets, tmp_path_factory.mktemp("iso"))
+
+
 @pytest.fixture(autouse=True)
-def _e2e_available(e2e_assets):
+def _e2e_available(request):
     """Every e2e test needs the assets: skip or fail before anything boots."""
+    if _boots(request.node):
+        request.getfixturevalue("e2e_assets")
 
 
 def pytest_terminal_summary(terminalreporter):

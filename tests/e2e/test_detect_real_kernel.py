@@ -1,8 +1,8 @@
 """Scenario 1 (issue 7): `detect` against a real kernel, IOMMU off and on.
 
-Two boots of the same machine, started together:
-- `intel_iommu=off`, as the installer ISO boots: detect says `available` and predicts
-  the groups from the topology;
+Two boots of the same machine:
+- `intel_iommu=off`, as the installer ISO boots (the suite's shared ISO boot,
+  tests/e2e/iso.py): detect says `available` and predicts the groups from the topology;
 - `intel_iommu=on iommu=pt`, as the installed system boots, with the NVMe's two VFs
   created: detect reports the kernel's own groups, and those equal the prediction
   (on the functions both boots have: VFs exist only once SR-IOV is on).
@@ -15,24 +15,17 @@ from __future__ import annotations
 import pytest
 
 from . import qemu
+from .iso import KERNEL_GROUPS
 
 NVME = "0000:01:00.0"
 VFS = {"0000:01:00.1", "0000:01:00.2"}
 NIC_KEPT, NIC_BOUND = "0000:00:03.0", "0000:00:04.0"
 
+# As the ISO boot's `run detect detect --json` writes it.
 DETECT = """
-"$PYTHON" -m installer_ext detect --json >"$E2E_OUT/detect.json" 2>"$E2E_OUT/detect.err"
+"$PYTHON" -m installer_ext detect --json >"$E2E_OUT/detect.out" 2>"$E2E_OUT/detect.err"
 echo $? >"$E2E_OUT/detect.rc"
 """
-
-KERNEL_GROUPS = """
-for g in /sys/kernel/iommu_groups/*; do
-    [ -d "$g/devices" ] || continue
-    for d in "$g"/devices/*; do echo "${g##*/} ${d##*/}"; done
-done >"$E2E_OUT/kernel-groups.txt"
-"""
-
-OFF_HOOK = DETECT + KERNEL_GROUPS
 
 ON_HOOK = f"""
 nvme=/sys/bus/pci/devices/{NVME}
@@ -56,17 +49,16 @@ echo $? >"$E2E_OUT/vfio.rc"
 
 
 @pytest.fixture(scope="module")
-def boots(e2e_assets, tmp_path_factory):
-    off = qemu.start(OFF_HOOK, kernel_args=qemu.IOMMU_OFF, assets=e2e_assets, workdir=tmp_path_factory.mktemp("boot-off"))
+def boots(iso, e2e_assets, tmp_path_factory):
     on = qemu.start(ON_HOOK, kernel_args=qemu.IOMMU_ON, assets=e2e_assets, workdir=tmp_path_factory.mktemp("boot-on"))
-    return {"off": off.result(), "on": on.result()}
+    return {"off": iso.result(), "on": on.result()}
 
 
 def detect(r: qemu.BootResult) -> dict:
     r.check()
     rc = r.text("detect.rc").strip()
     assert rc == "0", f"detect exited {rc}: {r.text('detect.err')}\n{r.diagnostics()}"
-    return r.json("detect.json")
+    return r.json("detect.out")
 
 
 def kernel_groups(r: qemu.BootResult) -> dict[int, set[str]]:
