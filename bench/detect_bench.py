@@ -6,6 +6,10 @@ tree (GPUs with their audio functions, SR-IOV NICs with their VFs).
 
 Prints the median wall time of each (after one warm-up run), their ratio, and the peak
 memory (max RSS) of each. The goal (issue 2): detect within 1.5x lspci's wall time.
+The commands run in turn within each round, so a change in the machine's load touches
+them alike. (At commit 552d28b a `--workers 1|2|both` option
+also timed a forked second reader against one process: docs/planner.md has what it
+measured and why the fork went.)
 """
 
 from __future__ import annotations
@@ -38,16 +42,23 @@ def run_once(cmd: list[str]) -> tuple[float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, float, int]:
-    """Medians of wall and cpu time, and the largest max RSS, over `runs` runs after a
-    warm-up run."""
-    run_once(cmd)
-    samples = [run_once(cmd) for _ in range(runs)]
-    return (
-        statistics.median(s[0] for s in samples),
-        statistics.median(s[1] for s in samples),
-        max(s[2] for s in samples),
-    )
+def timed(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[float, float, int]]:
+    """Per command: medians of wall and cpu time, and the largest max RSS, over `runs`
+    rounds after a warm-up round; each round runs every command once, in turn."""
+    for cmd in cmds.values():
+        run_once(cmd)
+    samples: dict[str, list[tuple[float, float, int]]] = {name: [] for name in cmds}
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            samples[name].append(run_once(cmd))
+    return {
+        name: (
+            statistics.median(s[0] for s in got),
+            statistics.median(s[1] for s in got),
+            max(s[2] for s in got),
+        )
+        for name, got in samples.items()
+    }
 
 
 def main() -> int:
@@ -68,12 +79,15 @@ def main() -> int:
     exe = shutil.which("installer-ext", path=os.path.dirname(sys.executable)) or shutil.which("installer-ext")
     ours = [exe, "detect", "--root", root, "--json"] if exe else [sys.executable, "-m", "installer_ext", "detect", "--root", root, "--json"]
     theirs = [lspci, "-nnk", "-O", f"sysfs.path={root}/sys/bus/pci"]
-    d_wall, d_cpu, d_rss = timed(ours, args.runs)
-    l_wall, l_cpu, l_rss = timed(theirs, args.runs)
-    print(f"tree: {count} PCI functions at {root}")
-    print(f"installer-ext detect --json : median {d_wall * 1000:7.1f} ms wall, {d_cpu * 1000:7.1f} ms cpu, max RSS {d_rss / 1024:6.1f} MiB ({args.runs} runs)")
-    print(f"lspci -nnk                  : median {l_wall * 1000:7.1f} ms wall, {l_cpu * 1000:7.1f} ms cpu, max RSS {l_rss / 1024:6.1f} MiB ({args.runs} runs)")
-    print(f"ratio detect/lspci          : {d_wall / l_wall:.2f}x wall, {d_cpu / l_cpu:.2f}x cpu (goal: <= 1.5x wall)")
+    cmds = {"installer-ext detect --json": ours, "lspci -nnk": theirs}
+    got = timed(cmds, args.runs)
+    print(f"tree: {count} PCI functions at {root}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
+    l_wall, l_cpu, _ = got["lspci -nnk"]
+    for name, (wall, cpu, rss) in got.items():
+        print(f"{name:<28}: median {wall * 1000:7.1f} ms wall, {cpu * 1000:7.1f} ms cpu, max RSS {rss / 1024:6.1f} MiB ({args.runs} runs)")
+    for name, (wall, cpu, _) in got.items():
+        if name != "lspci -nnk":
+            print(f"ratio to lspci, {name:<28}: {wall / l_wall:.2f}x wall, {cpu / l_cpu:.2f}x cpu (goal: <= 1.5x wall)")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return 0
