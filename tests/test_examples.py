@@ -36,7 +36,8 @@ def test_example_configs_validate_and_plan():
     configs = glob.glob(os.path.join(REPO, "examples", "*.yaml"))
     assert configs
     for path in configs:
-        load_config(path)  # raises BadInput if the schema rejects it
+        config = load_config(path)  # raises BadInput if the schema rejects it
+        assert config.warnings == (), path
     r = run("plan", "--root", os.path.join(REPO, "examples", "workstation"), "--config", os.path.join(REPO, "examples", "workstation.yaml"))
     assert r.rc == 0, r.err
     assert "01:00.1  10de:1aef  audio" in r.out and "same-group" in r.out
