@@ -10,6 +10,7 @@ kernel-args keeper do nothing); a rerun finishes the new set and leaves no stale
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ from installer_ext import paths
 from installer_ext.errors import ExtError
 from installer_ext.render import manifest
 from installer_ext.render.record import RENDERED, InstallRecord
-from installer_ext.render.write import JOURNAL_FILE, STAGE_SUFFIX, RenderSet, write_set
+from installer_ext.render.commit import JOURNAL_FILE, STAGE_SUFFIX
+from installer_ext.render.write import RenderSet, write_set
 from tests.cli import REPO, run
 from tests.test_render import CONFIG, CONFIG_B, make_target
 from tests.trees import snapshot
@@ -145,6 +147,28 @@ def test_stale_files_of_a_killed_run_are_removed(sets, tmp_path):
         with open(j, "w") as f:
             f.write("half")
     assert render(sets["b"], sets["root"], target, app=sets["app"]).returncode == 0
+    assert stale(target) == []
+
+
+def test_a_journal_cannot_lead_a_rename_out_of_the_target(sets, tmp_path):
+    """The commit journal is a file on the target: a name in it that is absolute or climbs
+    out with `..` is ignored, even where a staged file waits beside it."""
+    target = str(tmp_path / "t")
+    shutil.copytree(sets["old"], target)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victims = [outside / "abs", outside / "climb"]
+    for v in victims:
+        v.write_text("original")
+        (outside / f".{v.name}{STAGE_SUFFIX}").write_text("planted")
+    climb = os.path.relpath(str(victims[1]), target)
+    assert climb.startswith("..")
+    with open(os.path.join(target, JOURNAL_FILE), "w") as f:
+        json.dump([str(victims[0]), climb, "oem/../../" + climb], f)
+    p = render(sets["b"], sets["root"], target, app=sets["app"])
+    assert p.returncode == 0, p.stderr
+    assert [v.read_text() for v in victims] == ["original", "original"]
+    assert p.stderr.count("ignored") == 3 and "commit journal" in p.stderr, p.stderr
     assert stale(target) == []
 
 

@@ -13,7 +13,9 @@
    does not match and acts on nothing (the yip steps and the launcher check it).
 
 A second run with the same inputs changes nothing (unchanged files are not staged).
-Fault injection: `fsutil.failpoint` at every step, for the crash tests.
+This module decides the set and checks the target (steps 1-2); `render/commit.py` does
+the staging, the journal and the renames (steps 3-4), with `fsutil.failpoint` after
+every step for the crash tests.
 """
 
 from __future__ import annotations
@@ -22,24 +24,20 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 
 from installer_ext import paths
 from installer_ext.errors import BadInput, ExtError
-from installer_ext.fsutil import failpoint, fsync_dir, fsync_file
+from installer_ext.fsutil import fsync_dir
 from installer_ext.plan.model import Plan
 from installer_ext.render import grubenv, manifest
 from installer_ext.render.artifacts import Artifact, artifacts
+from installer_ext.render.commit import JOURNAL_FILE, RUNTIME, clean_stale, commit, recover, stage
 from installer_ext.render.record import InstallRecord
 
 log = logging.getLogger(__name__)
 
-STAGE_SUFFIX = ".installer-ext-new"
-OLD_SUFFIX = ".installer-ext-old"
-JOURNAL_FILE = "oem/installer-ext/.installer-ext-commit"
 MARGIN = 64 << 10  # bytes of slack per filesystem
-RUNTIME = "runtime"  # the journal's name for the runtime directory swap
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,6 @@ class RenderSet:
     app: bytes | None = None
     runtime: str | None = None  # a directory holding bin/python3
     extra: tuple[Artifact, ...] = field(default=())
-
-
-def _stage_name(path: str) -> str:
-    d, b = os.path.split(path)
-    return os.path.join(d, f".{b}{STAGE_SUFFIX}")
 
 
 def _same(path: str, data: bytes, mode: int) -> bool:
@@ -129,74 +122,6 @@ def _check_room(needs: dict[str, int]) -> None:
             )
 
 
-def clean_stale(target: paths.Target, dirs: list[str]) -> list[str]:
-    """Remove staged files and temp files a killed run left (names no reader uses)."""
-    removed = []
-    for d in dirs:
-        try:
-            names = os.listdir(d)
-        except OSError:
-            continue
-        for n in names:
-            p = os.path.join(d, n)
-            if n.endswith(STAGE_SUFFIX) or n.endswith(OLD_SUFFIX) or (n.startswith(".tmp-") and os.path.isfile(p)):
-                if os.path.isdir(p) and not os.path.islink(p):
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    try:
-                        os.unlink(p)
-                    except OSError:
-                        continue
-                removed.append(p)
-    return removed
-
-
-def _swap_runtime(final: str) -> None:
-    new, old = final + STAGE_SUFFIX, final + OLD_SUFFIX
-    if not os.path.isdir(new):
-        return
-    if os.path.isdir(final):
-        if os.path.isdir(old):
-            shutil.rmtree(old)
-        os.rename(final, old)
-    os.rename(new, final)
-    fsync_dir(os.path.dirname(final))
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover(target: paths.Target) -> bool:
-    """Finish a commit that a killed run began (its journal lists staged files whose
-    renames may not all have happened). Returns True when there was one."""
-    journal = target.path(JOURNAL_FILE)
-    try:
-        with open(journal, encoding="utf-8") as f:
-            entries = json.load(f)
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        entries = None
-    if not isinstance(entries, list):
-        # Written with fsync before the first rename: unreadable means it never was
-        # complete, so no rename happened.
-        os.unlink(journal)
-        return False
-    for rel in entries:
-        if not isinstance(rel, str):
-            continue
-        if rel == RUNTIME:
-            _swap_runtime(target.path(paths.RUNTIME_DIR))
-            continue
-        dst = target.path(rel)
-        tmp = _stage_name(dst)
-        if os.path.exists(tmp):
-            os.replace(tmp, dst)
-            fsync_dir(os.path.dirname(dst))
-    os.unlink(journal)
-    fsync_dir(os.path.dirname(journal))
-    log.warning("finished the commit of an interrupted render in %s", target.describe())
-    return True
-
-
 def _files(s: RenderSet, target: paths.Target) -> list[tuple[str, bytes, int]]:
     """The set in commit order: persistent files, OEM files, the grubenv, the plan."""
     out: list[tuple[str, bytes, int]] = []
@@ -233,7 +158,26 @@ def _keep_time(s: RenderSet, target: paths.Target) -> RenderSet:
     return s
 
 
+def _changes(s: RenderSet, target: paths.Target, files: list[tuple[str, bytes, int]],
+             mark: bytes | None) -> tuple[list[tuple[str, bytes, int]], bool]:
+    """The files that differ from what the target has, whether the runtime does, and a
+    check that each filesystem has room to stage them."""
+    runtime_dir = target.path(paths.RUNTIME_DIR)
+    changed = [(rel, data, mode) for rel, data, mode in files if not _same(target.path(rel), data, mode)]
+    runtime_changed = mark is not None and not _same(os.path.join(runtime_dir, paths.RUNTIME_MARK), mark, 0o644)
+    needs: dict[str, int] = {}
+    for rel, data, _ in changed:
+        d = os.path.dirname(target.path(rel))
+        needs[d] = needs.get(d, 0) + len(data) + 4096
+    if runtime_changed and s.runtime:
+        d = os.path.dirname(runtime_dir)
+        needs[d] = needs.get(d, 0) + _tree_size(s.runtime)
+    _check_room(needs)
+    return changed, runtime_changed
+
+
 def write_set(s: RenderSet, target: paths.Target) -> list[Written]:
+    """Write the set under `target` (see the module's docstring for the steps)."""
     base = [a.relpath for a in artifacts(s.plan, s.record, s.app)] + [paths.GRUBENV_FILE, paths.MANIFEST_FILE, JOURNAL_FILE]
     _check_target(target, base)
     s = _keep_time(s, target)
@@ -244,8 +188,7 @@ def write_set(s: RenderSet, target: paths.Target) -> list[Written]:
     entries = {rel: data for rel, data, _ in files if rel != paths.GRUBENV_FILE}
     if mark is not None:
         entries[mark_rel] = mark
-    sums = manifest.build(entries)
-    files.append((paths.MANIFEST_FILE, sums, 0o644))
+    files.append((paths.MANIFEST_FILE, manifest.build(entries), 0o644))
     relpaths = [rel for rel, _, _ in files] + [JOURNAL_FILE] + ([mark_rel] if mark else [])
     _check_target(target, relpaths)
     dirs = _roots(target, relpaths)
@@ -255,84 +198,15 @@ def write_set(s: RenderSet, target: paths.Target) -> list[Written]:
     if s.runtime:
         clean_stale(target, [os.path.dirname(runtime_dir)])
 
-    changed = [(rel, data, mode) for rel, data, mode in files if not _same(target.path(rel), data, mode)]
-    runtime_changed = mark is not None and not _same(os.path.join(runtime_dir, paths.RUNTIME_MARK), mark, 0o644)
-    needs: dict[str, int] = {}
-    for rel, data, _ in changed:
-        d = os.path.dirname(target.path(rel))
-        needs[d] = needs.get(d, 0) + len(data) + 4096
-    if runtime_changed:
-        d = os.path.dirname(runtime_dir)
-        needs[d] = needs.get(d, 0) + _tree_size(s.runtime)
-    _check_room(needs)
-
-    # Stage: nothing under a real name changes; a crash leaves the old set.
-    staged: list[str] = []
-    try:
-        for rel, data, mode in changed:
-            tmp = _stage_name(target.path(rel))
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fchmod(f.fileno(), mode)
-                os.fsync(f.fileno())
-            staged.append(tmp)
-            failpoint(f"stage:{rel}")
-        if runtime_changed:
-            new = runtime_dir + STAGE_SUFFIX
-            shutil.copytree(s.runtime, new, symlinks=True)
-            with open(os.path.join(new, paths.RUNTIME_MARK), "wb") as f:
-                f.write(mark)
-                os.fchmod(f.fileno(), 0o644)
-            for dirpath, _, names in os.walk(new):
-                for n in names:
-                    p = os.path.join(dirpath, n)
-                    if not os.path.islink(p):
-                        fsync_file(p)
-            staged.append(new)
-            failpoint("stage:runtime")
-    except OSError as exc:
-        for p in staged:
-            if os.path.isdir(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
-        where = exc.filename or target.describe()
-        raise ExtError(f"{where}: cannot write: {exc.strerror or exc}; nothing was changed") from None
+    changed, runtime_changed = _changes(s, target, files, mark)
+    stage(target, changed, (s.runtime, runtime_dir, mark) if runtime_changed and s.runtime and mark else None)
     for d in dirs:
         fsync_dir(d)
-
-    # Commit: the journal, then renames, the manifest last.
-    order = [rel for rel, _, _ in changed if rel != paths.MANIFEST_FILE]
-    if runtime_changed:
-        # before the OEM files: the launcher the set names must find its runtime
-        order.insert(0, RUNTIME)
-    if any(rel == paths.MANIFEST_FILE for rel, _, _ in changed):
-        order.append(paths.MANIFEST_FILE)
-    if order:
-        journal = target.path(JOURNAL_FILE)
-        with open(journal, "w", encoding="utf-8") as f:
-            json.dump(order, f)
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(os.path.dirname(journal))
-        failpoint("journal")
-        try:
-            for rel in order:
-                if rel == RUNTIME:
-                    _swap_runtime(runtime_dir)
-                else:
-                    dst = target.path(rel)
-                    os.replace(_stage_name(dst), dst)
-                    fsync_dir(os.path.dirname(dst))
-                failpoint(f"commit:{rel}")
-            os.unlink(journal)
-            fsync_dir(os.path.dirname(journal))
-        except OSError as exc:
-            raise ExtError(
-                f"{exc.filename or target.describe()}: {exc.strerror or exc} while putting the new files in place; "
-                "the node does not use the set until a rerun finishes it"
-            ) from None
+    # The runtime first (the launcher the new set names must find it), the manifest last.
+    order = ([RUNTIME] if runtime_changed else []) \
+        + [rel for rel, _, _ in changed if rel != paths.MANIFEST_FILE] \
+        + [rel for rel, _, _ in changed if rel == paths.MANIFEST_FILE]
+    commit(target, order)
     if s.plan is None:
         # No plan in the new set: an older one must not be taken for it.
         try:
