@@ -90,6 +90,9 @@ def test_split_cmdline_follows_next_arg():
     assert split_cmdline(text) == ["BOOT_IMAGE=(loop0)/boot/vmlinuz", "console=tty1", "x=a b", "y=c d", "z e", "w"]
     assert split_cmdline("") == [] and split_cmdline("   \n") == []
     assert split_cmdline("=x a==b") == ["=x", "a==b"]
+    # An "=" that opens the argument is no separator (next_arg's `equals == 0` means none
+    # found), so the quotes of what follows are kept, as the kernel keeps them.
+    assert split_cmdline('="a b" c') == ['="a b"', "c"]
 
 
 def test_the_last_argument_of_a_parameter_is_the_one_that_counts():

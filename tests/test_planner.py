@@ -433,6 +433,16 @@ def test_a_host_gpu_that_is_not_a_gpu_is_named_with_the_right_article(ws, addres
     assert exc.value.lines == [f"pciPassthrough.hostGpus[0].address: {words}"]
 
 
+def test_every_kind_the_host_reader_gives_has_its_words():
+    """The sentence above looks a kind up without a fallback: a kind added to the class
+    table without words would be a KeyError, not a sentence."""
+    from installer_ext.host.pciclass import KINDS
+    from installer_ext.plan.planner import _A_KIND
+
+    assert set(_A_KIND) == set(KINDS)
+    assert all(w.startswith(("a ", "an ")) for w in _A_KIND.values())
+
+
 def test_host_gpus_without_gpu_drivers_get_one_warning(ws):
     plan = plan_for(ws, {"enabled": True, "hostGpus": [{"address": "0000:01:00.0"}]}, WORKSTATION_INSTALL)
     about = [w for w in plan.warnings if "hostGpus" in w]

@@ -86,7 +86,8 @@ def _spreads(dev: PciFunction, blockers: list[Blocker]) -> Blocker | None:
 
 
 def spread(facts: HostFacts, seeds: dict[str, list[Blocker]]) -> Blocked:
-    """Add `same-group` blockers to the group-mates of every spreading blocker."""
+    """Add `same-group` blockers to the group-mates of every spreading blocker. `seeds`
+    has every function of `facts` (its group-mates included)."""
     out = {addr: list(bs) for addr, bs in seeds.items()}
     for addr, bs in seeds.items():
         dev = facts.device(addr)
@@ -97,17 +98,16 @@ def spread(facts: HostFacts, seeds: dict[str, list[Blocker]]) -> Blocked:
         for mate in facts.group_members(dev):
             if mate.address == addr or mate.pci_bridge:
                 continue  # bridges stay as they are; they need no reason of their own
-            mine = out.setdefault(mate.address, [])
-            if not any(b.code == rs.BLOCK_SAME_GROUP and b.by == addr for b in mine):
-                mine.append(
-                    Blocker(
-                        rs.BLOCK_SAME_GROUP,
-                        f"same IOMMU group as {addr} ({words}: {first.code})",
-                        subject=first.code,
-                        tentative=first.tentative,
-                        by=addr,
-                    )
+            # Each culprit is visited once, so a mate gets one `same-group` blocker per culprit.
+            out[mate.address].append(
+                Blocker(
+                    rs.BLOCK_SAME_GROUP,
+                    f"same IOMMU group as {addr} ({words}: {first.code})",
+                    subject=first.code,
+                    tentative=first.tentative,
+                    by=addr,
                 )
+            )
     return {addr: tuple(bs) for addr, bs in out.items() if bs}
 
 

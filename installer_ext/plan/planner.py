@@ -54,7 +54,6 @@ class _Planner:
     def __init__(self, facts: HostFacts, choices: Choices, install: InstallInfo) -> None:
         self.facts = facts
         self.choices = choices
-        self.install = install
         self.warnings: list[str] = []
         self.refused: dict[str, pm.Refusal] = {}
         self.selected: dict[str, str] = {}  # address -> why
@@ -92,7 +91,7 @@ class _Planner:
                 if d.kind == "gpu":
                     out.add(d.address)
                 elif sel.address is not None:
-                    raise BadInput(f"{sel.path}: {d.address} is {_A_KIND.get(d.kind, d.kind)}, not a GPU")
+                    raise BadInput(f"{sel.path}: {d.address} is {_A_KIND[d.kind]}, not a GPU")
         return out
 
     def sriov_pf(self, s: SriovChoice) -> PciFunction:
