@@ -63,6 +63,15 @@ def test_a_dash_spelling_is_named_in_the_reason():
     assert "fakes IOMMU isolation" in why and "the kernel reads pcie-acs-override as pcie_acs_override" in why
 
 
+def test_the_reason_names_the_kernels_spelling_only_when_it_differs():
+    owned = {o.name: o.reason for o in OWNED}
+    assert refusal("installer_ext.skip=1") == owned["installer_ext."]
+    assert refusal("installer-ext.skip=1") == (
+        owned["installer_ext."] + " (the kernel reads installer-ext.skip as installer_ext.skip)")
+    assert refusal("intel_iommu=off") == owned["intel_iommu"]
+    assert refusal("intel-iommu=off") == owned["intel_iommu"] + " (the kernel reads intel-iommu as intel_iommu)"
+
+
 def test_the_planners_own_arguments_pass_when_allowed():
     assert refusal(UNSAFE_INTERRUPTS_ARG) is not None
     assert refusal(UNSAFE_INTERRUPTS_ARG, allowed={UNSAFE_INTERRUPTS_ARG}) is None
@@ -93,6 +102,12 @@ def test_split_cmdline_follows_next_arg():
     # An "=" that opens the argument is no separator (next_arg's `equals == 0` means none
     # found), so the quotes of what follows are kept, as the kernel keeps them.
     assert split_cmdline('="a b" c') == ['="a b"', "c"]
+    # A closing quote is dropped only where a quote opened the argument or its value
+    # (next_arg: `if (quoted && args[i-1] == '"')`); an unquoted one is kept, as is the
+    # last character of a quoted argument that never closes.
+    assert split_cmdline('a=b" c') == ['a=b" c']
+    assert split_cmdline('ab"') == ['ab"']
+    assert split_cmdline('"a=bc') == ["a=bc"]
 
 
 def test_the_last_argument_of_a_parameter_is_the_one_that_counts():
@@ -100,4 +115,8 @@ def test_the_last_argument_of_a_parameter_is_the_one_that_counts():
     assert not effective(line, "intel_iommu=on")
     assert effective(line, "intel_iommu=off") and effective(line, "iommu=pt")
     assert effective(["quiet"], "quiet") and not effective(["quiet=1"], "quiet")
+    # An empty value is a value: `quiet=` is not `quiet` (val "" against val NULL).
+    assert not effective(["quiet="], "quiet") and not effective(["quiet"], "quiet=")
+    # An argument the line does not have at all does not take effect, with or without a value.
+    assert missing(["quiet", "iommu=pt"], ["splash"]) == ["quiet", "iommu=pt"]
     assert missing(["iommu=pt", "x=1", "intel_iommu=on"], line) == ["x=1", "intel_iommu=on"]
