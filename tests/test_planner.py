@@ -257,6 +257,11 @@ def test_before_the_install_section_exists_nics_with_a_link_and_disks_are_protec
 def test_install_keys_that_name_nothing_are_bad_input(ws):
     with pytest.raises(BadInput, match=r"install.device: no disk /dev/sdz on this host"):
         plan_for(ws, {"enabled": True}, {**WORKSTATION_INSTALL, "device": "/dev/sdz"})
+    # Not a /dev/NAME the host has, nor a link under /dev/disk it has: which disks it knows.
+    for device in ("sda", "/dev/disk/by-id/ata-NOT_THERE", "/dev//sda"):
+        with pytest.raises(BadInput) as exc:
+            plan_for(ws, {"enabled": True}, {**WORKSTATION_INSTALL, "device": device})
+        assert exc.value.lines == [f"install.device: {device!r} is not a disk this host knows (disks: /dev/nvme0n1, /dev/sda)"]
     with pytest.raises(BadInput, match=r"interfaces\[0\]\.name: no network interface eth9"):
         plan_for(ws, {"enabled": True}, {**WORKSTATION_INSTALL, "managementInterface": {"interfaces": [{"name": "eth9"}]}})
 

@@ -673,3 +673,11 @@ def test_groups_are_listed_by_id_with_what_the_binder_meets():
         (3, False, ("0000:00:1c.0", "0000:08:00.0", "0000:08:00.1"), ("0000:08:00.0", "0000:08:00.1"), ("0000:00:1c.0",)),
         (9, False, ("0000:02:00.0",), ("0000:02:00.0",), ()),
     ]
+
+
+def test_group_zero_is_listed_first_whatever_its_address():
+    """The kernel numbers groups from 0 in the order it adds devices, which need not be
+    address order: group 0 at a higher address than group 1 still comes first."""
+    facts = host([fn("0000:02:00.0", 1, NIC), fn("0000:07:00.0", 0, NIC, device_id="1534")])
+    p = plan(facts, enabled=True, devices=by_address("0000:02:00.0", "0000:07:00.0"))
+    assert [(g.id, g.passthrough) for g in p.groups] == [(0, ("0000:07:00.0",)), (1, ("0000:02:00.0",))]

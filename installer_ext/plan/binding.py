@@ -17,12 +17,12 @@ def boot_binding(facts: HostFacts, passthrough: list[pm.Passthrough]) -> tuple[l
     when every function with those ids, now or as a planned VF, is passed through, and
     never for VFs (they appear after the modules load); otherwise by address."""
     passed = {p.address for p in passthrough}
+    # Who has each id now. Every entry but a planned VF is a function of `facts`, so it
+    # is among its id's holders; planned VFs are never bound by id (below).
     holders: dict[str, set[str]] = {}
     for d in facts.devices:
         if d.ids:
             holders.setdefault(d.ids, set()).add(d.address)
-    for p in passthrough:
-        holders.setdefault(_ids(p), set()).add(p.address)
     vf_ids = {_ids(q) for q in passthrough if q.why == pm.WHY_SRIOV_VF}
     ids_ok = {
         _ids(p)
