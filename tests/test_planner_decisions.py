@@ -590,6 +590,8 @@ def test_amd_reset_bug_families_are_warned_by_amd_ids_only(family):
     for device in AMD_RESET_BUG[family]:
         [w] = reset_warnings("0000:03:00.0", "1002", device, True)
         assert w.startswith("0000:03:00.0") and family in w
+        # What to do about it is the point of the warning.
+        assert w.endswith("until the host reboots (the vendor-reset module helps)")
         # The same device id from another vendor is another device.
         assert reset_warnings("0000:03:00.0", "10de", device, True) == []
     assert reset_warnings("0000:03:00.0", "1002", None, True) == []
