@@ -10,6 +10,7 @@ import pytest
 
 from installer_ext.config.keys import canonicalize, is_spelling, yaml_key
 from installer_ext.config.load import parse_config
+from installer_ext.config.schemas import load_schema
 from installer_ext.config.shape import MAX_DEPTH, MAX_NODES, check_shape
 from installer_ext.errors import BadInput
 
@@ -83,3 +84,19 @@ def test_a_section_that_is_not_a_mapping_is_one_line(value, words):
     with pytest.raises(BadInput) as exc:
         parse_config({"pciPassthrough": value})
     assert exc.value.lines == [f"pciPassthrough: {words}, expected a mapping"]
+
+
+def test_a_loaded_schema_is_the_callers_to_change():
+    """The schemas are parsed once (cached); each caller gets its own deep copy."""
+    mine = load_schema()
+    mine["properties"]["enabled"]["x-mine"] = 1
+    assert "x-mine" not in load_schema()["properties"]["enabled"]
+
+
+def test_install_spellings_given_twice_and_a_bad_value_are_both_reported():
+    with pytest.raises(BadInput) as exc:
+        parse_config({"install": {"dataDisk": "/dev/sda", "data_disk": "/dev/sdb", "device": 5}})
+    assert exc.value.lines == [
+        'install.dataDisk: given twice (as "dataDisk" and "data_disk")',
+        "install.device: 5 is a number, expected a string on one line",
+    ]

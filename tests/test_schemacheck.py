@@ -69,7 +69,7 @@ def test_every_keyword_agrees_with_jsonschema(schema, value, through_ref):
 
 
 def grid_values() -> list:
-    out: list = [None, True, False, 0.5, -1.5, "x"]
+    out: list = [None, True, False, 0.5, -1.5, "x", {"a": "x"}, {"a": "x", "b": 0}, {"b": "x"}]
     for n in range(0, 5):
         out += [n, -n, "a" * n, [0] * n, {k: 0 for k in "abcd"[:n]}]
     return out
