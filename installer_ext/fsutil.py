@@ -11,7 +11,7 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from installer_ext.errors import BadInput, ExtError
 
@@ -65,20 +65,33 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def read_input(path: str, limit: int, what: str) -> bytes:
-    """The bytes of an input file (a config, a plan), or BadInput with one line naming
-    the file: missing, a directory, unreadable, or larger than `limit` bytes."""
+@overload
+def read_input(path: str, limit: int, what: str, *, missing_ok: Literal[False] = ...,
+               error: type[BadInput] = ...) -> bytes: ...
+@overload
+def read_input(path: str, limit: int, what: str, *, missing_ok: bool, error: type[BadInput] = ...) -> bytes | None: ...
+
+
+def read_input(path: str, limit: int, what: str, *, missing_ok: bool = False,
+               error: type[BadInput] = BadInput) -> bytes | None:
+    """The bytes of an input file (a config, a plan, a grubenv), or `error` with one line
+    naming the file: missing (None instead with `missing_ok`), a directory, a path through
+    something that is not a directory, unreadable, or larger than `limit` bytes."""
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
+        if missing_ok:
+            return None
+        raise error(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise BadInput(f"{path}: is a directory, not {what}") from None
+        raise error(f"{path}: is a directory, not {what}") from None
+    except NotADirectoryError:
+        raise error(f"{path}: a part of the path is not a directory") from None
     except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:
-        raise BadInput(f"{path}: larger than {limit // 1024} KiB, not {what}")
+        raise error(f"{path}: larger than {limit // 1024} KiB, not {what}")
     return data
 
 

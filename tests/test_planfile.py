@@ -319,3 +319,16 @@ def test_the_schema_is_read_from_inside_an_archive(tmp_path):
             "assert pf.__file__.startswith(sys.argv[1]); print(pf.load_schema()['title'])")
     r = subprocess.run([sys.executable, "-c", code, archive], capture_output=True, text=True, cwd=str(tmp_path))
     assert r.returncode == 0 and r.stdout == "installer-ext plan.json\n", r.stderr
+
+
+def test_a_plan_path_that_cannot_be_opened_is_one_line_naming_why(tmp_path):
+    """fsutil.read_input, the one bounded reader of configs, plans and the grubenv."""
+    (tmp_path / "file").write_text("x")
+    for path, why in (
+        (tmp_path / "missing.json", "no such file"),
+        (tmp_path, "is a directory, not a plan file"),
+        (tmp_path / "file" / "plan.json", "a part of the path is not a directory"),
+    ):
+        with pytest.raises(BadInput) as e:
+            load_plan(str(path))
+        assert e.value.lines == [f"{path}: {why}"] and e.value.exit_code == 2

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from installer_ext.errors import BadInput
+from installer_ext.fsutil import read_input
 from installer_ext.grubline import EXTRA_VAR, HARVESTER_BOOTARGS, RECORD_VAR, Bootargs, already_set, harvester_line
 from installer_ext.host.address import KERNEL_ARG_RE
 from installer_ext.kernel_cmdline import effective
@@ -178,20 +179,7 @@ class Block:
 
 def read(path: str) -> bytes | None:
     """The bytes of the block at `path`, or None when there is no such file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SIZE + 1)
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise GrubenvError(f"{path}: is a directory, not a GRUB environment block") from None
-    except NotADirectoryError:
-        raise GrubenvError(f"{path}: a part of the path is not a directory") from None
-    except OSError as exc:
-        raise GrubenvError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_SIZE:
-        raise GrubenvError(f"{path}: larger than {MAX_SIZE // 1024} KiB, not a GRUB environment block")
-    return data
+    return read_input(path, MAX_SIZE, "a GRUB environment block", missing_ok=True, error=GrubenvError)
 
 
 def parse(data: bytes, path: str = "grubenv") -> Block:
