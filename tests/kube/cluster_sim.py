@@ -44,6 +44,7 @@ from tests.fakesys.builder import Machine, build
 from tests.kube.certs import Pki, node_client_cert
 from tests.kube.controller import ControllerKernel, PciDevicesController
 from tests.kube.fakeapi import FakeApiServer, Request, Rule
+from tests.kube.hosts import state_json
 from tests.kube.sim import FakeKubelet
 from tests.planning import plan_for
 
@@ -164,18 +165,10 @@ class SimNode:
                 self.kubelet_kubeconfig, *extra]
 
     def done(self) -> dict | None:
-        try:
-            with open(os.path.join(self.state_dir, "done")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
+        return state_json(self.state_dir, "done")
 
     def status(self) -> dict | None:
-        try:
-            with open(os.path.join(self.state_dir, "status.json")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
+        return state_json(self.state_dir, "status.json")
 
 
 class ClusterSim:

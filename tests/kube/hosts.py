@@ -101,11 +101,17 @@ class Host:
             return json.load(f)
 
     def done(self) -> dict | None:
-        try:
-            with open(os.path.join(self.state_dir, "done")) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return None
+        return state_json(self.state_dir, "done")
+
+
+def state_json(state_dir: str, name: str) -> dict | None:
+    """A JSON file of a node's first-boot state dir (`done`, `status.json`), None when
+    it is not written yet."""
+    try:
+        with open(os.path.join(state_dir, name)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
 
 
 def make_plan(bound: list[Fn], host_gpus: list[Fn], plugins: list[str] | None = None, claims: bool = True) -> Plan:
