@@ -9,6 +9,7 @@ import pytest
 from installer_ext.errors import BadInput
 from installer_ext.host.facts import gather
 from installer_ext.plan.model import Plan
+from installer_ext.plan.planfile import validate
 from tests.fakesys import build
 from tests.fakesys import machines as fm
 from tests.planning import EPYC_INSTALL, REAL_INSTALL, WORKSTATION_INSTALL, addresses, fatal, plan_for
@@ -300,6 +301,26 @@ def test_plans_are_deterministic_and_round_trip(ws):
     assert [w.split(": ", 1)[1] for w in ja.pop("warnings")] == [w.split(": ", 1)[1] for w in jb.pop("warnings")]
     assert json.dumps(ja, sort_keys=True) == json.dumps(jb, sort_keys=True)
     assert Plan.from_json(json.loads(json.dumps(a.to_json()))).to_json() == a.to_json()
+
+
+def test_a_plan_from_before_harvester_kernel_args_reads_with_every_argument_added(ws):
+    """plan.schema.json requires every key but `harvester_kernel_args` (added later) and
+    a refusal's `by`, `subject` and `tentative`: a plan without them is valid, none of
+    its kernel arguments counts as Harvester's own, and a refusal without them has none
+    of those facts."""
+    plan = plan_for(ws, {"enabled": True, "devices": [{"address": "0000:00:1f.3"}]}, WORKSTATION_INSTALL)
+    old = json.loads(json.dumps(plan.to_json()))
+    del old["harvester_kernel_args"], old["added_kernel_args"]
+    for r in old["refused"]:
+        del r["by"], r["subject"], r["tentative"]
+    validate(old)
+    back = Plan.from_json(old)
+    assert back.kernel_args == plan.kernel_args and back.harvester_kernel_args == []
+    assert back.added_kernel_args == plan.kernel_args
+    assert [(r.address, r.code, r.fatal, r.by, r.subject, r.tentative) for r in back.refused] == [
+        (r.address, r.code, r.fatal, None, None, False) for r in plan.refused
+    ]
+    assert back.refused and plan.harvester_kernel_args, "the plan must have both for this test to mean anything"
 
 
 def test_disabled_section_ignores_devices_with_a_warning(ws):

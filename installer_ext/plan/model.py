@@ -56,20 +56,7 @@ class Passthrough:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Passthrough:
-        return cls(
-            address=d["address"],
-            vendor_id=d["vendor_id"],
-            device_id=d["device_id"],
-            iommu_group=d.get("iommu_group"),
-            why=d["why"],
-            bind_at_boot=d["bind_at_boot"],
-            kind=d.get("kind", "other"),
-            class_id=d.get("class_id"),
-            group_predicted=bool(d.get("group_predicted", False)),
-            vf_of=d.get("vf_of"),
-            driver=d.get("driver"),
-            module=d.get("module"),
-        )
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -97,16 +84,7 @@ class SriovPlan:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SriovPlan:
-        return cls(
-            address=d["address"],
-            num_vfs=int(d["num_vfs"]),
-            vfs_to_vfio=bool(d["vfs_to_vfio"]),
-            vendor_id=d.get("vendor_id", ""),
-            device_id=d.get("device_id", ""),
-            total_vfs=int(d.get("total_vfs", 0)),
-            vf_device_id=d.get("vf_device_id"),
-            vfs=tuple(d.get("vfs", ())),
-        )
+        return cls(**{**d, "vfs": tuple(d["vfs"])})
 
 
 @dataclass(frozen=True)
@@ -147,15 +125,9 @@ class Refusal:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Refusal:
-        return cls(
-            d.get("address"),
-            d["reason"],
-            d.get("code", ""),
-            bool(d.get("fatal", True)),
-            d.get("by"),
-            d.get("subject"),
-            bool(d.get("tentative", False)),
-        )
+        """`by`, `subject` and `tentative` may be left out (the schema requires the
+        others): the dataclass's defaults are theirs."""
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -179,13 +151,7 @@ class GroupPlan:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> GroupPlan:
-        return cls(
-            d.get("id"),
-            bool(d.get("predicted", False)),
-            tuple(d.get("devices", ())),
-            tuple(d.get("passthrough", ())),
-            tuple(d.get("left", ())),
-        )
+        return cls(**{**d, **{k: tuple(d[k]) for k in ("devices", "passthrough", "left")}})
 
 
 @dataclass
@@ -251,26 +217,19 @@ class Plan:
     def from_json(cls, d: dict[str, Any]) -> Plan:
         """Inverse of to_json, for a document that passed plan.schema.json (read it with
         plan/planfile.py: the schema's patterns are what keep an address or a driver name
-        out of a sysfs path). Raises KeyError/TypeError/ValueError on anything else."""
-        host = d.get("host", {})
+        out of a sysfs path, and it requires every key but `harvester_kernel_args`, which
+        plans written before that key existed lack: none of their arguments was
+        Harvester's own). The JSON keys are the fields' names; `version` and
+        `added_kernel_args` are derived, not stored. Raises KeyError/TypeError on
+        anything else."""
+        fields = {k: v for k, v in d.items() if k not in ("version", "host", "added_kernel_args")}
         return cls(
-            enabled=bool(d.get("enabled", True)),
-            gpu_drivers=bool(d.get("gpu_drivers", False)),
-            cpu_vendor=host.get("cpu_vendor", "other"),
-            iommu_state=host.get("iommu_state", "absent"),
-            groups_predicted=bool(host.get("groups_predicted", False)),
-            passthrough=[Passthrough.from_json(p) for p in d.get("passthrough", [])],
-            host_gpus=list(d.get("host_gpus", [])),
-            sriov=[SriovPlan.from_json(s) for s in d.get("sriov", [])],
-            kernel_args=list(d.get("kernel_args", [])),
-            harvester_kernel_args=list(d.get("harvester_kernel_args", [])),
-            vfio_ids=list(d.get("vfio_ids", [])),
-            refused=[Refusal.from_json(r) for r in d.get("refused", [])],
-            warnings=list(d.get("warnings", [])),
-            settings=dict(d.get("settings", {})),
-            addons={k: bool(v) for k, v in d.get("addons", {}).items()},
-            claims=bool(d.get("claims", False)),
-            device_plugins=list(d.get("device_plugins", [])),
-            groups=[GroupPlan.from_json(g) for g in d.get("groups", [])],
-            modules=list(d.get("modules", [])),
+            **d["host"],
+            **{
+                **fields,
+                "passthrough": [Passthrough.from_json(p) for p in d["passthrough"]],
+                "sriov": [SriovPlan.from_json(s) for s in d["sriov"]],
+                "refused": [Refusal.from_json(r) for r in d["refused"]],
+                "groups": [GroupPlan.from_json(g) for g in d["groups"]],
+            },
         )
