@@ -332,3 +332,151 @@ def test_a_plan_path_that_cannot_be_opened_is_one_line_naming_why(tmp_path):
         with pytest.raises(BadInput) as e:
             load_plan(str(path))
         assert e.value.lines == [f"{path}: {why}"] and e.value.exit_code == 2
+
+
+# --- each decision of the reader, in process -------------------------------------------------
+
+def _edited(good: dict, change) -> dict:
+    data = copy.deepcopy(good)
+    change(data)
+    return data
+
+
+PCI = "a PCI address (like 0000:65:00.0)"
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        # null is named as JSON names it, not as the config's YAML does ("empty").
+        (lambda d: d.update(enabled=None), "enabled: null is null, expected a boolean: PCI passthrough on"),
+        # An item whose schema is only a reference: what is expected is the definition's.
+        (lambda d: d.update(host_gpus=[1]), f"host_gpus[0]: 1 is a number, expected {PCI}"),
+        (lambda d: d["passthrough"][0].update(vendor_id=10), "passthrough[0].vendor_id: 10 is a number, expected 4 lowercase hex digits"),
+        # A description next to the reference is the closer word and wins.
+        (lambda d: d["passthrough"][0].update(driver=5), "passthrough[0].driver: 5 is a number, expected a driver name, or null"),
+        (lambda d: d.update(device_plugins=["nvidia", "amd", "nvidia"]), "device_plugins: more than 2 entries"),
+        (lambda d: d.update(settings={f"s{i}": "1" for i in range(65)}), "settings: more than 64 entries"),
+        # A value is shown as JSON shows it: escapes visible, ASCII only.
+        (lambda d: d["passthrough"][0].update(kind="gp\u00fc"),
+         'passthrough[0].kind: "gp\\u00fc" is not a device kind (gpu, nic, storage, usb, audio, bridge, other)'),
+        # The hint ignores case, as config errors' hints do (config/messages.py did_you_mean).
+        (lambda d: d.update(PASSTHRU=[]), 'PASSTHRU: unknown key (did you mean "passthrough"?)'),
+        (lambda d: d.update(enabled=1, claims=2, gpu_drivers=3),
+         "claims: 2 is a number, expected a boolean: first boot creates PCIDeviceClaims (and 2 more problems)"),
+    ],
+    ids=["null", "ref-item", "ref-property", "description-beside-ref", "max-items", "max-properties", "non-ascii",
+         "hint-any-case", "three-problems"],
+)
+def test_each_bad_value_is_named_with_what_was_expected(plans, tmp_path, change, line):
+    assert one_line(tmp_path, _edited(plans["intel-workstation"], change)) == line
+
+
+def test_a_long_value_is_cut_so_the_line_stays_readable(plans, tmp_path):
+    line = one_line(tmp_path, _edited(plans["intel-workstation"], lambda d: d.update(warnings=["x" * 5000])))
+    assert re.fullmatch(r'warnings\[0\]: "x+\.\.\. is not a warning sentence \(at most 4096 characters\)', line), line
+    assert len(line) < 150
+
+
+def test_an_address_listed_twice_in_one_list_names_both_entries(plans, tmp_path):
+    """docs/node.md: what a schema cannot say, an address listed twice in `passthrough`
+    or `sriov`; the line names the second entry and the first."""
+    pt = plans["intel-workstation"]["passthrough"]
+    twice = _edited(plans["intel-workstation"], lambda d: d["passthrough"].append(dict(d["passthrough"][1])))
+    assert one_line(tmp_path, twice) == (
+        f'passthrough[{len(pt)}].address: "{pt[1]["address"]}" is listed twice (also passthrough[1])'
+    )
+    sriov = plans["amd-epyc-server"]["sriov"]
+    twice = _edited(plans["amd-epyc-server"], lambda d: d["sriov"].append(dict(d["sriov"][0])))
+    assert one_line(tmp_path, twice) == (
+        f'sriov[{len(sriov)}].address: "{sriov[0]["address"]}" is listed twice (also sriov[0])'
+    )
+    # Once per list: the same address in both lists is the schema's business, not this check's.
+    both = _edited(plans["amd-epyc-server"], lambda d: d["sriov"][0].update(address=d["passthrough"][0]["address"]))
+    planfile.validate(both)
+
+
+def test_a_plan_the_two_checks_disagree_on_is_refused(plans, monkeypatch, tmp_path):
+    """The fast check refuses and jsonschema finds nothing: refuse, never guess."""
+    monkeypatch.setattr(planfile, "_fast_check", lambda: (lambda data: False))
+    assert one_line(tmp_path, plans["intel-workstation"]) == "(top level): does not pass the plan schema's check"
+
+
+def test_what_the_model_cannot_take_is_one_line(plans, monkeypatch, tmp_path):
+    class Refusing:
+        @staticmethod
+        def from_json(data):
+            raise TypeError("unexpected keyword argument 'x'")
+
+    monkeypatch.setattr(planfile, "Plan", Refusing)
+    assert one_line(tmp_path, plans["intel-workstation"]) == "invalid plan: TypeError: unexpected keyword argument 'x'"
+
+
+def test_the_plan_file_keeps_its_path_and_plan(plans, tmp_path):
+    path = write(tmp_path, plans["amd-epyc-server"])
+    got = read_plan_file(path)
+    assert got.path == path and got.plan.to_json() == plans["amd-epyc-server"]
+
+
+def test_numbers_up_to_24_characters_are_read_and_longer_ones_refused():
+    assert planfile.parse(b'{"version": ' + b"9" * 24 + b"}", "p.json") == {"version": int("9" * 24)}
+    assert planfile.parse(b'{"version": -' + b"9" * 23 + b"}", "p.json") == {"version": -int("9" * 23)}
+    with pytest.raises(BadInput) as e:
+        planfile.parse(b'{"version": ' + b"9" * 25 + b"}", "p.json")
+    assert e.value.lines == ["p.json: a number of 25 digits, longer than any plan value (24)"]
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("1." + "5" * 22, "1." + "5" * 22), ("1." + "5" * 23, "1." + "5" * 22 + "...")],
+    ids=["24-shown-whole", "25-cut"],
+)
+def test_a_fraction_is_shown_up_to_24_characters(number, shown):
+    with pytest.raises(BadInput) as e:
+        planfile.parse(f'{{"version": {number}}}'.encode(), "p.json")
+    assert e.value.lines == [f"p.json: {shown} is not a whole number (every number of a plan is)"]
+
+
+def test_nesting_of_16_levels_is_read_and_17_refused():
+    assert planfile.parse(b"[" * MAX_DEPTH + b"1" + b"]" * MAX_DEPTH, "p.json") == json.loads("[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH)
+    with pytest.raises(BadInput) as e:
+        planfile.parse(b"[" * (MAX_DEPTH + 1) + b"1" + b"]" * (MAX_DEPTH + 1), "p.json")
+    assert e.value.lines == [f"p.json: (top level): nested more than {MAX_DEPTH} levels deep, not a plan"]
+
+
+def test_values_are_counted_across_every_level_up_to_the_limit():
+    n = planfile.MAX_VALUES
+    planfile._check_shape([0] * (n - 1))  # the list and its n - 1 items: n values
+    for data in ([0] * n, [[0] * (n // 2), [0] * (n // 2)]):
+        with pytest.raises(planfile._Bad) as e:
+            planfile._check_shape(data)
+        assert str(e.value) == f"(top level): more than {n} values, not a plan"
+
+
+def test_json_that_does_not_parse_names_where():
+    with pytest.raises(BadInput) as e:
+        planfile.parse(b'{\n  "version": 1,\n}', "p.json")
+    assert e.value.lines == ["p.json: not valid JSON: Expecting property name enclosed in double quotes (line 3, column 1)"]
+    assert e.value.exit_code == 2
+
+
+def test_what_a_schema_fragment_expects():
+    """The words of an error come from the failing schema's description, else from the
+    definition it refers to, else a plain "valid here"."""
+    assert planfile._expected({"type": "string", "description": "a name"}) == "a name"
+    assert planfile._expected({"$ref": "#/$defs/pciId"}) == "4 lowercase hex digits"
+    assert planfile._expected({"$ref": "#/$defs/pciId", "description": "an id"}) == "an id"
+    assert planfile._expected({"type": "string"}) == "valid here"
+    from installer_ext import jsonschema_util
+
+    # An object that takes no key at all: every key is unknown, no hint.
+    err = next(jsonschema_util.validator({"type": "object", "additionalProperties": False}).iter_errors({"x": 1}))
+    assert planfile._message(err) == ("x", "unknown key")
+
+
+def test_problems_at_one_key_are_ordered_by_keyword_not_by_discovery():
+    """The first problem shown does not depend on the order jsonschema finds them in."""
+    late = jsonschema.ValidationError("m", validator="pattern", path=["a"])
+    early = jsonschema.ValidationError("m", validator="maxLength", path=["a"])
+    before = jsonschema.ValidationError("m", validator="type", path=[])
+    assert sorted([late, early, before], key=planfile._sort_key) == [before, early, late]

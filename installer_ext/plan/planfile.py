@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from installer_ext import jsonschema_util
-from installer_ext.config.messages import type_name
+from installer_ext.config.messages import did_you_mean, quote, type_name
 from installer_ext.errors import BadInput
 from installer_ext.fsutil import read_input
 from installer_ext.plan.model import Plan
@@ -38,15 +38,6 @@ MAX_NUMBER_CHARS = 24  # the largest number in a plan is an IOMMU group (10 digi
 class _Bad(Exception):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
-
-
-def _show(value: object) -> str:
-    """A value as JSON on one line (newlines escaped), cut to a readable length."""
-    try:
-        text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +81,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Twice(f"key {_show(key)} given twice in one object")
+            raise _Twice(f"key {quote(key)} given twice in one object")
         out[key] = value
     return out
 
@@ -117,7 +108,7 @@ def parse(raw: bytes, path: str) -> Any:
     """The JSON value of a plan file's bytes; BadInput (one line) for anything that is
     not plain, bounded JSON."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode()  # UTF-8
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
     try:
@@ -157,7 +148,7 @@ _PLAIN_KEY = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 def _key(name: object) -> str:
     """A key as it may appear in a key path: plain names as they are, anything else
     (a newline, a dot, a very long name) quoted and escaped, so the line stays one line."""
-    return str(name) if isinstance(name, str) and _PLAIN_KEY.match(name) else _show(name)
+    return str(name) if isinstance(name, str) and _PLAIN_KEY.match(name) else quote(name)
 
 
 def _key_path(parts) -> str:
@@ -167,11 +158,16 @@ def _key_path(parts) -> str:
     return out or "(top level)"
 
 
+_DEFS = "#/$defs/"
+
+
 def _expected(schema: dict[str, Any]) -> str:
+    """What `schema` asks for: its description, else that of the definition it refers to
+    (`{"$ref": "#/$defs/address"}`), else "valid here"."""
     desc = schema.get("description")
-    ref = schema.get("$ref", "")
-    if desc is None and ref.startswith("#/$defs/"):
-        desc = json.loads(_schema_text())["$defs"][ref.rsplit("/", 1)[-1]].get("description")
+    ref = schema.get("$ref")
+    if desc is None and ref and ref.startswith(_DEFS):
+        desc = load_schema()["$defs"][ref.removeprefix(_DEFS)].get("description")
     return desc or "valid here"
 
 
@@ -180,21 +176,17 @@ def _message(err) -> tuple[str, str]:
     path = _key_path(err.absolute_path)
     v, inst, schema = err.validator, err.instance, err.schema
     if v == "additionalProperties":
-        import difflib  # only a plan that fails pays for it
-
         allowed = list(schema.get("properties", {}))
         key = next(k for k in inst if k not in allowed)
-        hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-        more = f' (did you mean "{hint[0]}"?)' if hint else ""
-        return _key_path([*err.absolute_path, key]), f"unknown key{more}"
+        return _key_path([*err.absolute_path, key]), f"unknown key{did_you_mean(str(key), allowed)}"
     if v == "required":
         missing = next(k for k in err.validator_value if k not in inst)
-        return path, f"missing key {_show(missing)}"
+        return path, f"missing key {quote(missing)}"
     if v == "type":
-        return path, f"{_show(inst)} is {type_name(inst, null='null')}, expected {_expected(schema)}"
+        return path, f"{quote(inst)} is {type_name(inst, null='null')}, expected {_expected(schema)}"
     if v in ("maxItems", "maxProperties"):
         return path, f"more than {err.validator_value} entries"
-    return path, f"{_show(inst)} is not {_expected(schema)}"
+    return path, f"{quote(inst)} is not {_expected(schema)}"
 
 
 def _sort_key(err) -> tuple:
@@ -209,7 +201,7 @@ def _semantic(data: dict[str, Any]) -> None:
             key = f"{name}[{i}]"
             address = item["address"]
             if address in seen:
-                raise _Bad(f"{key}.address", f"{_show(address)} is listed twice (also {seen[address]})")
+                raise _Bad(f"{key}.address", f"{quote(address)} is listed twice (also {seen[address]})")
             seen[address] = key
 
 
@@ -223,12 +215,10 @@ def validate(data: object) -> None:
     errors = sorted(_validator().iter_errors(data), key=_sort_key)
     if not errors:  # the two checks of one schema disagree: refuse, never guess
         raise _Bad("(top level)", "does not pass the plan schema's check")
-    if errors:
-        n = len(errors) - 1
-        more = f" (and {n} more problem{'s' if n > 1 else ''})" if n else ""
-        key, what = _message(errors[0])
-        raise _Bad(key, what + more)
-    _semantic(data)  # type: ignore[arg-type]
+    n = len(errors) - 1
+    more = f" (and {n} more problem{'s' if n > 1 else ''})" if n else ""
+    key, what = _message(errors[0])
+    raise _Bad(key, what + more)
 
 
 # --- loading -----------------------------------------------------------------------------
