@@ -19,10 +19,11 @@ MAX_SHOWN = 60
 
 def quote(value: Any) -> str:
     """A key or value as the user would recognise it in a message."""
+    # json.dumps escapes every non-ASCII character by default (ensure_ascii).
     try:
-        text = json.dumps(value, ensure_ascii=True)
+        text = json.dumps(value)
     except (TypeError, ValueError):
-        text = json.dumps(str(value), ensure_ascii=True)
+        text = json.dumps(str(value))
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
@@ -53,7 +54,7 @@ def expected(schema: dict[str, Any]) -> str:
     """What the schema asks for, from its description (`a boolean: ...` -> `a boolean`)."""
     desc = schema.get("description")
     if desc:
-        return desc.split(": ", 1)[0]
+        return desc.partition(": ")[0]
     t = schema.get("type")
     return f"of type {t}" if t else "valid here"
 
@@ -61,7 +62,7 @@ def expected(schema: dict[str, Any]) -> str:
 def did_you_mean(word: str, choices: list[str], fold=lambda s: s.lower()) -> str:
     """` (did you mean "x"?)` for the closest of `choices`, or nothing."""
     folded = {fold(c): c for c in choices}
-    hint = difflib.get_close_matches(fold(word), list(folded), n=1, cutoff=0.6)
+    hint = difflib.get_close_matches(fold(word), list(folded))  # best first; difflib's cutoff 0.6
     return f" (did you mean {quote(folded[hint[0]])}?)" if hint else ""
 
 
@@ -81,7 +82,8 @@ def schema_errors(errors, base: str) -> list[str]:
     for err in errors:
         by_path.setdefault(tuple(err.absolute_path), []).append(err)
     lines: list[str] = []
-    for path in sorted(by_path, key=lambda p: [str(x) for x in p]):
+    # List indexes in number order (sriov[2] before sriov[10]), keys by name.
+    for path in sorted(by_path, key=lambda p: [(0, x, "") if isinstance(x, int) else (1, 0, str(x)) for x in p]):
         first = min(by_path[path], key=_rank)
         lines += schema_error_lines(first, base)
     return lines
