@@ -46,12 +46,11 @@ def _without_section(doc: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _line_start(text: str, index: int) -> int:
-    return text.rfind("\n", 0, index) + 1
+    return text[:index].rfind("\n") + 1
 
 
 def _line_end(text: str, index: int) -> int:
-    end = text.find("\n", index)
-    return len(text) if end < 0 else end + 1
+    return text.find("\n", index) + 1 or len(text)
 
 
 def _splice(text: str, block: str) -> str | None:
@@ -62,7 +61,7 @@ def _splice(text: str, block: str) -> str | None:
         return None
     found = [(k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode) and keys.is_spelling(k.value, SECTION)]
     if not found:
-        return text + ("" if text.endswith("\n") or not text else "\n") + block
+        return text + ("" if text.endswith("\n") else "\n") + block  # (a mapping's text is never empty)
     key_node, value_node = found[0]
     start = key_node.start_mark.index
     if text[_line_start(text, start) : start].strip():
@@ -71,10 +70,11 @@ def _splice(text: str, block: str) -> str | None:
     end = _line_end(text, max(value_node.end_mark.index - 1, key_node.end_mark.index))
     # Keep the comments and blank lines between the section and what follows it.
     lines = text[start:end].splitlines(keepends=True)
-    while len(lines) > 1 and (not lines[-1].strip() or lines[-1].lstrip().startswith("#")):
+    # (The first line holds the key: it is never blank nor a comment.)
+    while not lines[-1].strip() or lines[-1].lstrip().startswith("#"):
         lines.pop()
     end = start + len("".join(lines))
-    return text[:start] + block + ("" if text[start:end].endswith("\n") or end == len(text) else "\n") + text[end:]
+    return text[:start] + block + text[end:]  # `block` ends with a line break
 
 
 def with_section(text: str | None, doc: dict[Any, Any] | None, section: dict[str, Any], source: str) -> Rewritten:
@@ -89,14 +89,19 @@ def with_section(text: str | None, doc: dict[Any, Any] | None, section: dict[str
             again = parse_yaml(spliced, source)
         except BadInput as exc:
             log.debug("edited text does not read back: %s", exc.lines)
-            again = None
-        if (
-            isinstance(again, dict)
-            and _without_section(again) == _without_section(doc)
-            and [v for k, v in again.items() if keys.is_spelling(k, SECTION)] == [section]
-        ):
-            return Rewritten(spliced, True)
+        else:
+            if (
+                isinstance(again, dict)
+                and _without_section(again) == _without_section(doc)
+                and [v for k, v in again.items() if keys.is_spelling(k, SECTION)] == [section]
+            ):
+                return Rewritten(spliced, True)
         log.info("%s: the section could not be replaced in the text; the document is written again", source)
-    whole = _without_section(doc)
-    whole[SECTION] = section
+    # The section where it was (or last), under its canonical name.
+    whole: dict[Any, Any] = {}
+    for k, v in doc.items():
+        if keys.is_spelling(k, SECTION):
+            k, v = SECTION, section
+        whole.setdefault(k, v)
+    whole.setdefault(SECTION, section)
     return Rewritten(yaml.safe_dump(whole, sort_keys=False, default_flow_style=False), False)
