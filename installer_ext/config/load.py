@@ -61,9 +61,7 @@ def near_misses(doc: dict[Any, Any]) -> list[str]:
 def parse_config(doc: Any, source: str = "<config>") -> Config:
     if not isinstance(doc, dict):
         raise BadInput(f"{source}: the top level is {type_name(doc)}, expected a mapping with a {SECTION} section")
-    errors: list[str] = []
-    top, errs = keys.canonicalize(doc, OURS, "")
-    errors += errs
+    top, errors = keys.canonicalize(doc, OURS, "")
     choices = parse_section(top.get(SECTION), errors)
     install = parse_install(top.get(INSTALL), errors, INSTALL in top)
     if errors:
