@@ -5,7 +5,8 @@
 For each mutant NAME, takes its diff from `mutmut show` (run where the `mutants/`
 directory of a mutmut run lives), applies it to a scratch copy of this checkout's
 `installer_ext/` and `tests/`, runs pytest there with PYTEST-ARGS (and the mutation
-plugin) and prints `killed` or `SURVIVED`. Exit 0 when every mutant was killed.
+plugin) and prints `killed` or `SURVIVED` (a run past TIMEOUT_S counts as killed,
+as mutmut counts a timeout). Exit 0 when every mutant was killed.
 The checkout itself is never changed.
 """
 
@@ -21,10 +22,21 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+TIMEOUT_S = 120  # a mutant that makes a loop endless counts as killed, as mutmut's timeouts do
+
+
 def _diff(mutants_home: str, name: str) -> str:
+    """The mutant's diff against the source. `mutmut show` prints a method's diff
+    without its class's indentation (`xǁClassǁmethod__mutmut_N`): indent it back."""
     mutmut = os.path.join(os.path.dirname(sys.executable), "mutmut")
     out = subprocess.run([mutmut, "show", name], cwd=mutants_home, capture_output=True, text=True, check=True).stdout
-    return out[out.index("---"):]
+    diff = out[out.index("---"):]
+    if "ǁ" not in name:
+        return diff
+    return "".join(
+        line if line.startswith(("---", "+++", "@@")) or not line[1:].strip() else line[0] + "    " + line[1:]
+        for line in diff.splitlines(keepends=True)
+    )
 
 
 def try_one(mutants_home: str, name: str, pytest_args: list[str]) -> bool:
@@ -36,10 +48,13 @@ def try_one(mutants_home: str, name: str, pytest_args: list[str]) -> bool:
         applied = subprocess.run(["patch", "-p0", "-s", "-F3"], input=_diff(mutants_home, name), cwd=scratch, text=True, capture_output=True)
         if applied.returncode != 0:
             raise SystemExit(f"{name}: the diff does not apply here: {applied.stdout}{applied.stderr}".strip())
-        r = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "tests.mutation_plugin", *pytest_args],
-            cwd=scratch, capture_output=True, text=True,
-        )
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "tests.mutation_plugin", *pytest_args],
+                cwd=scratch, capture_output=True, text=True, timeout=TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return True
         return r.returncode != 0
 
 
