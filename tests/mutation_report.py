@@ -9,7 +9,11 @@ how many the tests killed (a timeout counts: the mutant made a test hang), the l
 equivalent ones, and the score: killed / (mutants - equivalent - not yet run). Wording
 survivors stay in the denominator: they are real changes we chose not to pin.
 
-Exit 1 when a survivor is not in the list, naming it: a new survivor stands out.
+Exit 1 when a survivor is not in the list, naming it: a new survivor stands out; and
+when the list names a mutant the run does not have (the code changed under it and
+mutmut numbers its mutants again: its line must be checked and written again). A
+listed mutant the tests kill is named too (a timeout on a busy machine, or a line to
+drop), without failing.
 """
 
 from __future__ import annotations
@@ -86,12 +90,24 @@ def tally(rows: list[tuple[str, str]], listed: dict[str, str]) -> dict[str, Modu
     return dict(sorted(modules.items()))
 
 
+def problems(modules: dict[str, Module], rows: list[tuple[str, str]], listed: dict[str, str]) -> tuple[bool, list[str]]:
+    """The lines to print after the figures, and whether they fail the report: a
+    survivor not listed, a listed name the run does not have (failing); a listed
+    mutant the tests caught (a note)."""
+    status = dict(rows)
+    unexplained = [f"unexplained survivor: {u}" for m in modules.values() for u in m.unexplained]
+    stale = [f"listed, but no such mutant in this run: {name}" for name in listed if name not in status]
+    caught = [f"listed, but {status[name]} in this run: {name}" for name in listed if status.get(name) in CAUGHT]
+    return bool(unexplained or stale), unexplained + stale + caught
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="a table for the README")
     parser.add_argument("--mutants", default=REPO, help="checkout that holds mutants/ (default: this one)")
     args = parser.parse_args()
-    modules = tally(results(args.mutants), listed_survivors())
+    rows, listed = results(args.mutants), listed_survivors()
+    modules = tally(rows, listed)
     if args.markdown:
         print("| module | mutants | killed | equivalent | wording, not pinned | not run | killed of non-equivalent |")
         print("|---|---:|---:|---:|---:|---:|---:|")
@@ -102,10 +118,10 @@ def main() -> int:
         else:
             print(f"{path:45} {m.mutants:5} mutants {m.killed:5} killed {len(m.equivalent):4} equivalent "
                   f"{len(m.wording):4} wording {m.not_run:5} not run  {score}")
-    unexplained = [u for m in modules.values() for u in m.unexplained]
-    for u in unexplained:
-        print(f"unexplained survivor: {u}", file=sys.stderr)
-    return 1 if unexplained else 0
+    failed, lines = problems(modules, rows, listed)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
