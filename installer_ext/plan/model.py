@@ -23,6 +23,11 @@ WHY_SRIOV_VF = "sriov-vf"
 BIND_IDS = "ids"
 BIND_ADDRESS = "address"
 
+def _frozen(d: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object's fields for a frozen dataclass: its lists as tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
 @dataclass(frozen=True)
 class Passthrough:
     address: str
@@ -84,7 +89,7 @@ class SriovPlan:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> SriovPlan:
-        return cls(**{**d, "vfs": tuple(d["vfs"])})
+        return cls(**_frozen(d))
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,7 @@ class GroupPlan:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> GroupPlan:
-        return cls(**{**d, **{k: tuple(d[k]) for k in ("devices", "passthrough", "left")}})
+        return cls(**_frozen(d))
 
 
 @dataclass
@@ -223,13 +228,10 @@ class Plan:
         `added_kernel_args` are derived, not stored. Raises KeyError/TypeError on
         anything else."""
         fields = {k: v for k, v in d.items() if k not in ("version", "host", "added_kernel_args")}
-        return cls(
-            **d["host"],
-            **{
-                **fields,
-                "passthrough": [Passthrough.from_json(p) for p in d["passthrough"]],
-                "sriov": [SriovPlan.from_json(s) for s in d["sriov"]],
-                "refused": [Refusal.from_json(r) for r in d["refused"]],
-                "groups": [GroupPlan.from_json(g) for g in d["groups"]],
-            },
+        fields.update(
+            passthrough=[Passthrough.from_json(p) for p in d["passthrough"]],
+            sriov=[SriovPlan.from_json(s) for s in d["sriov"]],
+            refused=[Refusal.from_json(r) for r in d["refused"]],
+            groups=[GroupPlan.from_json(g) for g in d["groups"]],
         )
+        return cls(**d["host"], **fields)
