@@ -480,3 +480,10 @@ def test_problems_at_one_key_are_ordered_by_keyword_not_by_discovery():
     early = jsonschema.ValidationError("m", validator="maxLength", path=["a"])
     before = jsonschema.ValidationError("m", validator="type", path=[])
     assert sorted([late, early, before], key=planfile._sort_key) == [before, early, late]
+
+
+def test_problems_in_a_list_are_ordered_by_entry():
+    """passthrough[2] is shown before passthrough[10], as in config errors."""
+    tenth = jsonschema.ValidationError("m", validator="type", path=["passthrough", 10, "address"])
+    second = jsonschema.ValidationError("m", validator="type", path=["passthrough", 2, "address"])
+    assert sorted([tenth, second], key=planfile._sort_key) == [second, tenth]

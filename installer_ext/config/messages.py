@@ -43,6 +43,12 @@ def type_name(value: Any, null: str = "empty") -> str:
     return "a string"
 
 
+def path_order(parts) -> list[tuple[int, int | str]]:
+    """Sort key of a key path: list indexes in number order (sriov[2] before
+    sriov[10]), keys by name."""
+    return [(0, p) if isinstance(p, int) else (1, str(p)) for p in parts]
+
+
 def key_path(base: str, parts) -> str:
     out = base
     for p in parts:
@@ -82,8 +88,7 @@ def schema_errors(errors, base: str) -> list[str]:
     for err in errors:
         by_path.setdefault(tuple(err.absolute_path), []).append(err)
     lines: list[str] = []
-    # List indexes in number order (sriov[2] before sriov[10]), keys by name.
-    for path in sorted(by_path, key=lambda p: [(0, x, "") if isinstance(x, int) else (1, 0, str(x)) for x in p]):
+    for path in sorted(by_path, key=path_order):
         first = min(by_path[path], key=_rank)
         lines += schema_error_lines(first, base)
     return lines

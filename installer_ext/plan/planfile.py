@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from installer_ext import jsonschema_util
-from installer_ext.config.messages import did_you_mean, quote, type_name
+from installer_ext.config.messages import did_you_mean, path_order, quote, type_name
 from installer_ext.errors import BadInput
 from installer_ext.fsutil import read_input
 from installer_ext.plan.model import Plan
@@ -190,7 +190,7 @@ def _message(err) -> tuple[str, str]:
 
 
 def _sort_key(err) -> tuple:
-    return ([str(p) for p in err.absolute_path], str(err.validator))
+    return (path_order(err.absolute_path), str(err.validator))
 
 
 def _semantic(data: dict[str, Any]) -> None:
