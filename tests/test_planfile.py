@@ -487,3 +487,7 @@ def test_problems_in_a_list_are_ordered_by_entry():
     tenth = jsonschema.ValidationError("m", validator="type", path=["passthrough", 10, "address"])
     second = jsonschema.ValidationError("m", validator="type", path=["passthrough", 2, "address"])
     assert sorted([tenth, second], key=planfile._sort_key) == [second, tenth]
+    # Keys by name, whatever the order they are found in.
+    warnings = jsonschema.ValidationError("m", validator="type", path=["warnings"])
+    enabled = jsonschema.ValidationError("m", validator="type", path=["enabled"])
+    assert sorted([warnings, enabled], key=planfile._sort_key) == [enabled, warnings]

@@ -301,6 +301,8 @@ def test_plans_are_deterministic_and_round_trip(ws):
     assert [w.split(": ", 1)[1] for w in ja.pop("warnings")] == [w.split(": ", 1)[1] for w in jb.pop("warnings")]
     assert json.dumps(ja, sort_keys=True) == json.dumps(jb, sort_keys=True)
     assert Plan.from_json(json.loads(json.dumps(a.to_json()))).to_json() == a.to_json()
+    assert Plan.from_json(json.loads(json.dumps(a.to_json()))) == a  # the same values, tuples as tuples
+    assert a.groups  # (GroupPlan holds tuples: a list read back would not be equal)
 
 
 def test_a_plan_from_before_harvester_kernel_args_reads_with_every_argument_added(ws):
